@@ -1,0 +1,179 @@
+"""The YAML schema of a Keel project: `keel.yaml` and `agents/*.yaml`.
+
+These pydantic models are the single source of truth: the loader validates against them,
+`keel schema` writes their JSON Schema for editors, and the README's configuration reference
+describes them. Every model forbids unknown keys, so a typo is an error, never silently ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ProviderName = Literal["openai", "anthropic", "google", "openai-compatible"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelPrice(_Strict):
+    """Price overrides in USD per million tokens (self-hosted or negotiated prices)."""
+
+    input_per_mtok: Annotated[float, Field(ge=0)] = 0.0
+    output_per_mtok: Annotated[float, Field(ge=0)] = 0.0
+
+
+class ModelConfig(_Strict):
+    """A named model in `keel.yaml`."""
+
+    provider: ProviderName
+    model: Annotated[str, Field(min_length=1, description="The provider's model name, e.g. gpt-4o-mini.")]
+    base_url: str | None = Field(
+        default=None, description="Base URL, for OpenAI-compatible servers (vLLM, Ollama, llama.cpp)."
+    )
+    api_key_env: str | None = Field(
+        default=None,
+        description="Name of the environment variable that holds the API key. Keys never go in YAML.",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+    )
+    price: ModelPrice | None = None
+
+    @model_validator(mode="after")
+    def _compatible_needs_url(self) -> ModelConfig:
+        if self.provider == "openai-compatible" and not self.base_url:
+            raise ValueError("provider 'openai-compatible' needs a base_url")
+        return self
+
+
+class RetryOptions(_Strict):
+    """Retries of model requests on 429, 5xx, timeouts and connection errors."""
+
+    attempts: Annotated[int, Field(ge=1, le=10, description="Attempts per model, counting the first.")] = 3
+    initial_delay: Annotated[float, Field(ge=0, le=60, description="Seconds before the first retry.")] = 0.5
+    max_delay: Annotated[float, Field(ge=0, le=600, description="Upper bound of one backoff delay.")] = 20.0
+    jitter: Annotated[float, Field(ge=0, le=1, description="Random share of each delay (0 = none).")] = 0.2
+    max_retry_after: Annotated[
+        float, Field(ge=0, le=3600, description="A Retry-After longer than this is not waited for.")
+    ] = 60.0
+
+
+class ToolRetry(_Strict):
+    """Retries of a failing tool call before the failure is reported."""
+
+    attempts: Annotated[int, Field(ge=1, le=10)] = 1
+    initial_delay: Annotated[float, Field(ge=0, le=60)] = 0.2
+    max_delay: Annotated[float, Field(ge=0, le=600)] = 5.0
+    jitter: Annotated[float, Field(ge=0, le=1)] = 0.2
+
+
+class ToolConfig(_Strict):
+    """A Python callable exposed to the model as a tool."""
+
+    function: Annotated[
+        str,
+        Field(
+            pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+            description="Import path, `package.module:function`.",
+        ),
+    ]
+    name: Annotated[str | None, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")] = None
+    description: str | None = None
+    timeout: Annotated[float | None, Field(gt=0, description="Seconds per call; overrides timeouts.tool_call.")] = (
+        None
+    )
+    retry: ToolRetry = ToolRetry()
+    on_failure: Literal["report", "fail"] = Field(
+        default="report",
+        description="report: the model is told the tool failed and carries on; fail: the run fails.",
+    )
+
+
+class Timeouts(_Strict):
+    run: Annotated[float | None, Field(gt=0, description="Seconds for the whole run.")] = 300.0
+    model_request: Annotated[float | None, Field(gt=0, description="Seconds per model request attempt.")] = 60.0
+    tool_call: Annotated[float | None, Field(gt=0, description="Seconds per tool call attempt.")] = 60.0
+
+
+class Limits(_Strict):
+    max_model_requests: Annotated[int | None, Field(ge=1)] = 50
+    max_tool_calls: Annotated[int | None, Field(ge=0)] = 100
+    max_tokens: Annotated[int | None, Field(ge=1, description="Input plus output tokens per run.")] = None
+
+
+class ModelSettingsConfig(_Strict):
+    temperature: Annotated[float | None, Field(ge=0, le=2)] = None
+    max_tokens: Annotated[int | None, Field(ge=1, description="Maximum output tokens per response.")] = None
+    top_p: Annotated[float | None, Field(ge=0, le=1)] = None
+    seed: int | None = None
+    presence_penalty: Annotated[float | None, Field(ge=-2, le=2)] = None
+    frequency_penalty: Annotated[float | None, Field(ge=-2, le=2)] = None
+    stop_sequences: list[str] | None = None
+    parallel_tool_calls: bool | None = None
+
+
+class FileRef(_Strict):
+    """A reference to a file in the project, relative to the project root."""
+
+    file: Annotated[str, Field(min_length=1)]
+
+
+JsonSchema = dict[str, Any]
+
+
+class AgentConfig(_Strict):
+    """One agent, from `agents/<name>.yaml` merged over `agents/_defaults.yaml`."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
+    description: str = ""
+    model: Annotated[str, Field(min_length=1, description="A named model from keel.yaml, or provider:model.")]
+    fallback_models: list[str] = []
+    instructions: str | FileRef = ""
+    tools: list[ToolConfig] = []
+    input_schema: JsonSchema | FileRef | None = None
+    output_schema: JsonSchema | FileRef | None = None
+    output_mode: Literal["tool", "native", "prompted"] = Field(
+        default="tool",
+        description="How structured output is requested: a final tool call, the provider's JSON mode, or prompting.",
+    )
+    output_retries: Annotated[int, Field(ge=0, le=10, description="Corrections of invalid output.")] = 2
+    retry_options: RetryOptions = RetryOptions()
+    timeouts: Timeouts = Timeouts()
+    limits: Limits = Limits()
+    model_settings: ModelSettingsConfig = ModelSettingsConfig()
+    metadata: dict[str, Any] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tool_shorthand(cls, data: Any) -> Any:
+        # `tools: [pkg.mod:func]` is shorthand for `tools: [{function: pkg.mod:func}]`.
+        if isinstance(data, dict) and isinstance(data.get("tools"), list):
+            data = dict(data)
+            data["tools"] = [{"function": t} if isinstance(t, str) else t for t in data["tools"]]
+        return data
+
+
+class ServerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8000
+
+
+class StorageConfig(_Strict):
+    url: str = "sqlite:///.keel/keel.db"
+
+
+class ProjectConfig(_Strict):
+    """`keel.yaml`: project-wide settings."""
+
+    project: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+    models: dict[str, ModelConfig] = {}
+    defaults: dict[str, Any] = Field(
+        default={},
+        description="Agent fields applied to every agent, below agents/_defaults.yaml and the agent's own file.",
+    )
+    python_path: list[str] = Field(
+        default=["."], description="Folders, relative to the project, from which tool modules are imported."
+    )
+    storage: StorageConfig = StorageConfig()
+    server: ServerConfig = ServerConfig()
