@@ -80,9 +80,9 @@ class ToolConfig(_Strict):
     ]
     name: Annotated[str | None, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")] = None
     description: str | None = None
-    timeout: Annotated[float | None, Field(gt=0, description="Seconds per call; overrides timeouts.tool_call.")] = (
-        None
-    )
+    timeout: Annotated[
+        float | None, Field(gt=0, description="Seconds per call; overrides timeouts.tool_call.")
+    ] = None
     retry: ToolRetry = ToolRetry()
     on_failure: Literal["report", "fail"] = Field(
         default="report",
@@ -92,7 +92,9 @@ class ToolConfig(_Strict):
 
 class Timeouts(_Strict):
     run: Annotated[float | None, Field(gt=0, description="Seconds for the whole run.")] = 300.0
-    model_request: Annotated[float | None, Field(gt=0, description="Seconds per model request attempt.")] = 60.0
+    model_request: Annotated[float | None, Field(gt=0, description="Seconds per model request attempt.")] = (
+        60.0
+    )
     tool_call: Annotated[float | None, Field(gt=0, description="Seconds per tool call attempt.")] = 60.0
 
 

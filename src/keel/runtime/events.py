@@ -1,0 +1,51 @@
+"""Events a run emits while it runs, for streaming to the CLI and (later) to HTTP clients."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from keel.errors import ErrorCategory
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class ModelRetrying:
+    model: str
+    attempt: int
+    category: ErrorCategory
+    delay_s: float
+    error: str
+
+
+@dataclass(frozen=True)
+class ModelFallback:
+    from_model: str
+    to_model: str
+    category: ErrorCategory
+
+
+@dataclass(frozen=True)
+class ToolStarted:
+    call_id: str
+    name: str
+    args: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ToolFinished:
+    call_id: str
+    name: str
+    status: str
+    duration_ms: float
+    error: str | None
+
+
+RunEvent = TextDelta | ModelRetrying | ModelFallback | ToolStarted | ToolFinished
+
+EventHandler = Callable[[RunEvent], Awaitable[None] | None]

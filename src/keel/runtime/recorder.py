@@ -1,0 +1,68 @@
+"""Per-run bookkeeping, reached by the model and tool wrappers through a context variable.
+
+The wrappers (retries, tool policies) are built once per agent and shared by every run, so they
+must keep no state of their own: everything a run accumulates lives in its `RunRecorder`, which
+the runner creates for the run and sets in a `ContextVar`. Tasks that pydantic-ai starts for
+tool calls copy the context, so they see the same recorder. Nothing carries from one run to the
+next.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from keel.runtime.events import EventHandler, RunEvent
+from keel.runtime.result import ModelCall, TokenUsage, ToolCall
+
+
+@dataclass
+class RunRecorder:
+    run_id: str
+    agent: str
+    deadline: float | None = None  # time.monotonic() by which the run must end
+    on_event: EventHandler | None = None
+    model_calls: list[ModelCall] = field(default_factory=list)
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    usage: dict[str, TokenUsage] = field(default_factory=dict)
+    last_text: str = ""
+    output_rejections: int = 0
+
+    def remaining(self) -> float | None:
+        """Seconds left before the run's deadline, or None without one."""
+        if self.deadline is None:
+            return None
+        return self.deadline - time.monotonic()
+
+    def record_model_call(self, call: ModelCall) -> None:
+        self.model_calls.append(call)
+        if call.status == "ok":
+            usage = self.usage.setdefault(call.model, TokenUsage())
+            usage.requests += 1
+            usage.input_tokens += call.input_tokens
+            usage.output_tokens += call.output_tokens
+
+    async def emit(self, event: RunEvent) -> None:
+        if self.on_event is None:
+            return
+        outcome: Any = self.on_event(event)
+        if inspect.isawaitable(outcome):
+            await outcome
+
+
+_current: ContextVar[RunRecorder | None] = ContextVar("keel_run_recorder", default=None)
+
+
+def current_recorder() -> RunRecorder | None:
+    return _current.get()
+
+
+def set_recorder(recorder: RunRecorder | None) -> object:
+    return _current.set(recorder)
+
+
+def reset_recorder(token: object) -> None:
+    _current.reset(token)  # type: ignore[arg-type]

@@ -1,0 +1,137 @@
+"""What a run returns: output, status, error category, and an account of every step."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from keel.errors import ErrorCategory
+
+
+class RunStatus(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+
+
+@dataclass
+class RunError:
+    category: ErrorCategory
+    message: str
+
+
+@dataclass
+class ModelCall:
+    """One HTTP request to a provider: a first attempt, a retry, or a fallback."""
+
+    model: str
+    attempt: int
+    started_at: datetime
+    duration_ms: float
+    status: str  # "ok" or "error"
+    input_tokens: int = 0
+    output_tokens: int = 0
+    error_category: ErrorCategory | None = None
+    error: str | None = None
+    retry_delay_s: float | None = None  # set when this failure was followed by a retry after that delay
+    streamed: bool = False
+
+
+@dataclass
+class ToolCall:
+    call_id: str
+    name: str
+    args: dict[str, Any]
+    started_at: datetime
+    duration_ms: float = 0.0
+    status: str = "running"  # "ok", "error", "timeout", or "retry" (the model was asked to fix its arguments)
+    attempts: int = 0
+    error: str | None = None
+
+
+@dataclass
+class TokenUsage:
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    agent: str
+    status: RunStatus
+    output: str | dict[str, Any] | list[Any] | None
+    error: RunError | None
+    started_at: datetime
+    ended_at: datetime
+    model_calls: list[ModelCall] = field(default_factory=list)
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    usage: dict[str, TokenUsage] = field(default_factory=dict)
+    config_hash: str = ""
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status is RunStatus.SUCCEEDED
+
+    @property
+    def duration_ms(self) -> float:
+        return (self.ended_at - self.started_at).total_seconds() * 1000
+
+    @property
+    def model_requests(self) -> int:
+        """Requests sent to providers, failed attempts and retries included."""
+        return len(self.model_calls)
+
+    @property
+    def retries(self) -> int:
+        return sum(1 for call in self.model_calls if call.retry_delay_s is not None)
+
+    @property
+    def input_tokens(self) -> int:
+        return sum(u.input_tokens for u in self.usage.values())
+
+    @property
+    def output_tokens(self) -> int:
+        return sum(u.output_tokens for u in self.usage.values())
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def summary(self) -> str:
+        """The one-line summary the CLI prints."""
+        parts = [
+            self.status.value if self.error is None else f"{self.status.value} ({self.error.category.value})",
+            f"{self.duration_ms:.0f} ms",
+            f"{self.model_requests} model request{'s' if self.model_requests != 1 else ''}",
+            f"{len(self.tool_calls)} tool call{'s' if len(self.tool_calls) != 1 else ''}",
+            f"{self.input_tokens} in / {self.output_tokens} out tokens",
+        ]
+        if self.retries:
+            parts.append(f"{self.retries} retr{'ies' if self.retries != 1 else 'y'}")
+        return " · ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serializable view (for `keel run --json` and the HTTP API)."""
+        data = asdict(self)
+        data["status"] = self.status.value
+        data["started_at"] = self.started_at.isoformat()
+        data["ended_at"] = self.ended_at.isoformat()
+        data["duration_ms"] = round(self.duration_ms, 3)
+        data["model_requests"] = self.model_requests
+        data["retries"] = self.retries
+        data["input_tokens"] = self.input_tokens
+        data["output_tokens"] = self.output_tokens
+        for call in data["model_calls"]:
+            call["started_at"] = call["started_at"].isoformat()
+        for call in data["tool_calls"]:
+            call["started_at"] = call["started_at"].isoformat()
+        return data

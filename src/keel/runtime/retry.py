@@ -1,0 +1,278 @@
+"""Retries of model requests, as a wrapper around pydantic-ai's one `Model` interface.
+
+`RetryingModel` retries 429s, 5xx, timeouts and connection errors with exponential backoff and
+jitter, honouring the provider's `Retry-After`, up to the configured attempts, and never sleeps
+past the run's deadline. Each attempt is recorded on the run's recorder (model, duration, tokens,
+error). When the attempts are spent it raises the last error, so pydantic-ai's `FallbackModel`
+moves on to the next model in `fallback_models`.
+
+The provider SDKs' own retries are switched off (see `keel.runtime.providers`), so every attempt
+is one HTTP request and is counted once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncGenerator
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic_ai.exceptions import (
+    FallbackExceptionGroup,
+    ModelAPIError,
+    ModelConnectionError,
+    ModelHTTPError,
+    ModelQuotaExceededError,
+    ModelRateLimitError,
+    ModelRequestRejectedError,
+    ModelRequestTimeout,
+    ModelServerError,
+    ModelTimeoutError,
+    ModelUnavailableError,
+    UnexpectedModelBehavior,
+    UsageLimitExceeded,
+)
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
+from pydantic_ai.models import Model, ModelRequestParameters, StreamedResponse
+from pydantic_ai.models.wrapper import WrapperModel
+from pydantic_ai.settings import ModelSettings
+from pydantic_ai.tools import RunContext
+
+from keel.config.schema import RetryOptions
+from keel.errors import ErrorCategory, RunFailure
+from keel.runtime.events import ModelFallback, ModelRetrying
+from keel.runtime.recorder import RunRecorder, current_recorder
+from keel.runtime.result import ModelCall
+
+# Failures worth trying again on the same model: the provider may answer next time.
+RETRYABLE: tuple[type[ModelAPIError], ...] = (
+    ModelRateLimitError,
+    ModelUnavailableError,
+    ModelServerError,
+    ModelConnectionError,
+    ModelRequestTimeout,
+)
+
+
+_RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
+
+
+def is_retryable(exc: ModelAPIError) -> bool:
+    """Whether the same request to the same model may succeed if sent again."""
+    if isinstance(exc, RETRYABLE):
+        return True
+    return isinstance(exc, ModelHTTPError) and exc.status_code in _RETRYABLE_STATUS
+
+
+def categorize(exc: BaseException) -> tuple[ErrorCategory, str]:
+    """Map any exception that ends a run (or a model attempt) to Keel's closed set of categories."""
+    if isinstance(exc, RunFailure):
+        return exc.category, exc.message
+    if isinstance(exc, FallbackExceptionGroup):
+        # Every model in the chain failed: the last model's failure decides, the message lists all.
+        category, _ = categorize(exc.exceptions[-1])
+        details = "; ".join(f"{categorize(e)[1]}" for e in exc.exceptions)
+        return category, f"all models failed: {details}"
+    if isinstance(exc, ModelHTTPError) and exc.status_code == 429:
+        return ErrorCategory.MODEL_RATE_LIMITED, _model_message(exc, "rate limited")
+    if isinstance(exc, ModelHTTPError) and exc.status_code == 408:
+        return ErrorCategory.MODEL_TIMEOUT, _model_message(exc, "timed out")
+    if isinstance(exc, ModelRateLimitError | ModelQuotaExceededError):
+        return ErrorCategory.MODEL_RATE_LIMITED, _model_message(exc, "rate limited")
+    if isinstance(exc, ModelTimeoutError | ModelRequestTimeout):
+        return ErrorCategory.MODEL_TIMEOUT, _model_message(exc, "timed out")
+    if isinstance(exc, ModelConnectionError):
+        return ErrorCategory.MODEL_UNAVAILABLE, _model_message(exc, "connection failed")
+    if isinstance(exc, ModelRequestRejectedError):
+        return ErrorCategory.MODEL_UNAVAILABLE, _model_message(exc, "rejected the request")
+    if isinstance(exc, ModelAPIError):
+        return ErrorCategory.MODEL_UNAVAILABLE, _model_message(exc, "unavailable")
+    if isinstance(exc, UsageLimitExceeded):
+        return ErrorCategory.LIMIT_EXCEEDED, str(exc)
+    if isinstance(exc, UnexpectedModelBehavior):
+        text = str(exc)
+        if "output retries" in text or "output validation" in text:
+            return (
+                ErrorCategory.INVALID_OUTPUT,
+                f"the model's output stayed invalid after corrections: {text}",
+            )
+        if "Tool " in text and "retries" in text:
+            return ErrorCategory.TOOL_ERROR, text
+        return ErrorCategory.INVALID_OUTPUT, f"the model's response could not be used: {text}"
+    if isinstance(exc, TimeoutError):
+        return ErrorCategory.TIMED_OUT, "the run timed out"
+    return ErrorCategory.INTERNAL, f"{type(exc).__name__}: {exc}"
+
+
+def _model_message(exc: ModelAPIError, what: str) -> str:
+    status = getattr(exc, "status_code", None)
+    detail = f"HTTP {status}" if status is not None else type(exc).__name__
+    return f"model {exc.model_name!r} {what} ({detail}): {exc.message}"
+
+
+def backoff_delay(options: RetryOptions, attempt: int, rng: random.Random | None = None) -> float:
+    """Delay before attempt `attempt + 1`, after `attempt` failures: exponential, capped, with jitter."""
+    base = min(options.max_delay, options.initial_delay * (2 ** (attempt - 1)))
+    if options.jitter:
+        draw = rng.random() if rng is not None else random.random()
+        base *= 1 - options.jitter * draw
+    return max(0.0, float(base))
+
+
+class RetryingModel(WrapperModel):
+    """Retries one model's requests per the agent's `retry_options`; records every attempt."""
+
+    def __init__(self, wrapped: Model, *, label: str, options: RetryOptions) -> None:
+        super().__init__(wrapped)
+        self.keel_label = label
+        self.options = options
+
+    async def request(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> ModelResponse:
+        recorder = current_recorder()
+        await self._note_fallback(recorder)
+        attempt = 0
+        while True:
+            attempt += 1
+            started, t0 = datetime.now(UTC), time.perf_counter()
+            try:
+                response = await self.wrapped.request(messages, model_settings, model_request_parameters)
+            except ModelAPIError as exc:
+                await self._failed(recorder, exc, attempt, started, t0)
+                continue
+            self._record_ok(recorder, response, attempt, started, t0, streamed=False)
+            return response
+
+    @asynccontextmanager
+    async def request_stream(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+        run_context: RunContext[Any] | None = None,
+    ) -> AsyncGenerator[StreamedResponse]:
+        # Failures before the stream opens are retried; a stream that breaks after it has started
+        # delivering is not replayed (its text may already have reached the client).
+        recorder = current_recorder()
+        await self._note_fallback(recorder)
+        attempt = 0
+        while True:
+            attempt += 1
+            started, t0 = datetime.now(UTC), time.perf_counter()
+            async with AsyncExitStack() as stack:
+                try:
+                    stream = await stack.enter_async_context(
+                        self.wrapped.request_stream(
+                            messages, model_settings, model_request_parameters, run_context
+                        )
+                    )
+                except ModelAPIError as exc:
+                    await self._failed(recorder, exc, attempt, started, t0)
+                    continue
+                try:
+                    yield stream
+                except ModelAPIError as exc:
+                    self._record_error(recorder, exc, attempt, started, t0, None, streamed=True)
+                    raise
+                self._record_ok(recorder, stream.get(), attempt, started, t0, streamed=True)
+                return
+
+    async def _note_fallback(self, recorder: RunRecorder | None) -> None:
+        """Emit a fallback event when the run's previous attempt was another model's failure."""
+        if recorder is None or not recorder.model_calls:
+            return
+        previous = recorder.model_calls[-1]
+        if previous.status == "error" and previous.model != self.keel_label and previous.error_category:
+            await recorder.emit(ModelFallback(previous.model, self.keel_label, previous.error_category))
+
+    async def _failed(
+        self, recorder: RunRecorder | None, exc: ModelAPIError, attempt: int, started: datetime, t0: float
+    ) -> None:
+        """Record a failure, then sleep before the next attempt, or re-raise if it is not retryable or
+        no attempt is left."""
+        category, message = categorize(exc)
+        delay = self._next_delay(exc, attempt, recorder)
+        self._record_error(recorder, exc, attempt, started, t0, delay)
+        if delay is None:
+            raise exc
+        if recorder is not None:
+            await recorder.emit(ModelRetrying(self.keel_label, attempt, category, delay, message))
+        await asyncio.sleep(delay)
+
+    def _next_delay(self, exc: ModelAPIError, attempt: int, recorder: RunRecorder | None) -> float | None:
+        if attempt >= self.options.attempts or not is_retryable(exc):
+            return None
+        if exc.retry_after is not None:
+            if exc.retry_after > self.options.max_retry_after:
+                return None  # the provider asks for a longer wait than we accept: fall back instead
+            delay = exc.retry_after
+        else:
+            delay = backoff_delay(self.options, attempt)
+        remaining = recorder.remaining() if recorder is not None else None
+        if remaining is not None and delay >= remaining:
+            return None  # sleeping would outlive the run: report the model's failure now
+        return delay
+
+    def _record_error(
+        self,
+        recorder: RunRecorder | None,
+        exc: ModelAPIError,
+        attempt: int,
+        started: datetime,
+        t0: float,
+        delay: float | None,
+        *,
+        streamed: bool = False,
+    ) -> None:
+        if recorder is None:
+            return
+        category, message = categorize(exc)
+        recorder.record_model_call(
+            ModelCall(
+                model=self.keel_label,
+                attempt=attempt,
+                started_at=started,
+                duration_ms=(time.perf_counter() - t0) * 1000,
+                status="error",
+                error_category=category,
+                error=message,
+                retry_delay_s=delay,
+                streamed=streamed,
+            )
+        )
+
+    def _record_ok(
+        self,
+        recorder: RunRecorder | None,
+        response: ModelResponse,
+        attempt: int,
+        started: datetime,
+        t0: float,
+        *,
+        streamed: bool,
+    ) -> None:
+        if recorder is None:
+            return
+        usage = response.usage
+        recorder.record_model_call(
+            ModelCall(
+                model=self.keel_label,
+                attempt=attempt,
+                started_at=started,
+                duration_ms=(time.perf_counter() - t0) * 1000,
+                status="ok",
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                streamed=streamed,
+            )
+        )
+        text = "".join(part.content for part in response.parts if isinstance(part, TextPart))
+        if text:
+            recorder.last_text = text

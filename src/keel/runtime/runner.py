@@ -1,0 +1,264 @@
+"""The one entry point that runs an agent: `Runner.run(agent, input) -> RunResult`.
+
+A `Runner` belongs to one loaded `Project`. It compiles each agent once (on first use) into a
+pydantic-ai `Agent` whose model is a chain of `RetryingModel`s (the primary, then each fallback)
+and whose tools go through `ToolPolicyToolset`. Each run gets its own `RunRecorder`; nothing a
+run does is kept on the runner or at module level, so runs are isolated from each other.
+
+Every run returns a `RunResult`, whatever happened: success, a failure with its error category,
+a timeout or a cancellation. Only a developer mistake (an unknown agent, a missing API key) raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from pydantic_ai import Agent, AgentRetries, RunContext
+from pydantic_ai.messages import AgentStreamEvent, PartDeltaEvent, PartStartEvent, TextPart, TextPartDelta
+from pydantic_ai.models import Model
+from pydantic_ai.models.fallback import FallbackModel
+from pydantic_ai.settings import ModelSettings
+from pydantic_ai.usage import UsageLimits
+
+from keel.config.project import AgentSpec, Project, ResolvedModel
+from keel.errors import BadInput, ErrorCategory
+from keel.runtime.events import EventHandler, TextDelta
+from keel.runtime.output import OutputValidator, expand_unclear, output_spec
+from keel.runtime.providers import ModelFactory
+from keel.runtime.recorder import RunRecorder, reset_recorder, set_recorder
+from keel.runtime.result import RunError, RunResult, RunStatus
+from keel.runtime.retry import RetryingModel, categorize
+from keel.runtime.tools import RunDeps, build_toolset
+
+RunInput = str | Mapping[str, Any] | list[Any]
+
+
+@dataclass(frozen=True)
+class CompiledAgent:
+    spec: AgentSpec
+    agent: Agent[RunDeps, Any]
+    usage_limits: UsageLimits
+    input_validator: Draft202012Validator | None
+
+
+class Runner:
+    """Runs the agents of one project."""
+
+    def __init__(
+        self,
+        project: Project,
+        *,
+        environ: Mapping[str, str] | None = None,
+        model_factory: Callable[[ResolvedModel], Model] | None = None,
+    ) -> None:
+        self.project = project
+        self._own_factory = ModelFactory(environ) if model_factory is None else None
+        self._model_factory: Callable[[ResolvedModel], Model] = model_factory or self._own_factory  # type: ignore[assignment]
+        self._compiled: dict[str, CompiledAgent] = {}
+
+    async def aclose(self) -> None:
+        if self._own_factory is not None:
+            await self._own_factory.aclose()
+
+    async def __aenter__(self) -> Runner:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def compiled(self, name: str) -> CompiledAgent:
+        compiled = self._compiled.get(name)
+        if compiled is None:
+            compiled = self._compiled[name] = self._compile(self.project.agent(name))
+        return compiled
+
+    def _compile(self, spec: AgentSpec) -> CompiledAgent:
+        cfg = spec.config
+        chain: list[Model] = [
+            RetryingModel(self._model_factory(m), label=m.label, options=cfg.retry_options)
+            for m in (spec.model, *spec.fallback_models)
+        ]
+        model: Model = chain[0] if len(chain) == 1 else FallbackModel(*chain)
+        settings: dict[str, Any] = {
+            key: value for key, value in cfg.model_settings.model_dump().items() if value is not None
+        }
+        if cfg.timeouts.model_request is not None:
+            settings["timeout"] = cfg.timeouts.model_request
+        output_schema = expand_unclear(spec.output_schema) if spec.output_schema is not None else None
+        output_type: Any = output_spec(output_schema, cfg.output_mode, spec.name) if output_schema else str
+        agent: Agent[RunDeps, Any] = Agent(
+            model,
+            output_type=output_type,
+            instructions=spec.instructions or None,
+            deps_type=RunDeps,
+            name=spec.name,
+            toolsets=[build_toolset(spec.tools, cfg.timeouts.tool_call)] if spec.tools else None,
+            retries=AgentRetries(tools=2, output=cfg.output_retries),
+            model_settings=ModelSettings(**settings),  # type: ignore[typeddict-item]
+        )
+        if output_schema is not None:
+            validator = OutputValidator(output_schema)
+
+            @agent.output_validator
+            def _validate(ctx: RunContext[RunDeps], output: Any) -> Any:
+                return validator(ctx, output)
+
+        limits = cfg.limits
+        usage_limits = UsageLimits(
+            request_limit=limits.max_model_requests,
+            tool_calls_limit=limits.max_tool_calls,
+            total_tokens_limit=limits.max_tokens,
+        )
+        input_validator = Draft202012Validator(spec.input_schema) if spec.input_schema is not None else None
+        return CompiledAgent(spec, agent, usage_limits, input_validator)
+
+    async def run(
+        self,
+        agent: str,
+        input: RunInput,
+        *,
+        run_id: str | None = None,
+        stream: bool = False,
+        on_event: EventHandler | None = None,
+        cancel: asyncio.Event | None = None,
+        session_id: str | None = None,
+        user_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> RunResult:
+        """Run `agent` on `input` and return its result. Raises only for developer mistakes."""
+        compiled = self.compiled(agent)
+        spec = compiled.spec
+        run_id = run_id or uuid.uuid4().hex
+        run_timeout = spec.config.timeouts.run
+        recorder = RunRecorder(
+            run_id=run_id,
+            agent=spec.name,
+            deadline=time.monotonic() + run_timeout if run_timeout is not None else None,
+            on_event=on_event,
+        )
+        deps = RunDeps(run_id, spec.name, session_id, user_id, dict(metadata or {}))
+        started_at = datetime.now(UTC)
+        status, output, error = RunStatus.SUCCEEDED, None, None
+        token = set_recorder(recorder)
+        try:
+            prompt = _prompt(compiled, input)
+            output = await self._execute(compiled, prompt, deps, recorder, stream, run_timeout, cancel)
+        except _RunTimedOut:
+            status, error = RunStatus.TIMED_OUT, RunError(ErrorCategory.TIMED_OUT, _timed_out(run_timeout))
+        except _RunCancelled:
+            status, error = RunStatus.CANCELLED, RunError(ErrorCategory.CANCELLED, "the run was cancelled")
+        except Exception as exc:  # every failure of a run becomes its result, with a category
+            category, message = categorize(exc)
+            status, error = RunStatus.FAILED, RunError(category, message)
+        finally:
+            reset_recorder(token)
+        if status is not RunStatus.SUCCEEDED:
+            output = recorder.last_text or None  # keep what was produced so far
+        return RunResult(
+            run_id=run_id,
+            agent=spec.name,
+            status=status,
+            output=output,
+            error=error,
+            started_at=started_at,
+            ended_at=datetime.now(UTC),
+            model_calls=recorder.model_calls,
+            tool_calls=recorder.tool_calls,
+            usage=recorder.usage,
+            config_hash=spec.config_hash,
+        )
+
+    async def _execute(
+        self,
+        compiled: CompiledAgent,
+        prompt: str,
+        deps: RunDeps,
+        recorder: RunRecorder,
+        stream: bool,
+        run_timeout: float | None,
+        cancel: asyncio.Event | None,
+    ) -> Any:
+        handler = _stream_handler(recorder) if stream else None
+        work = compiled.agent.run(
+            prompt, deps=deps, usage_limits=compiled.usage_limits, event_stream_handler=handler
+        )
+        timer = asyncio.timeout(run_timeout)
+        try:
+            async with timer:
+                if cancel is None:
+                    result = await work
+                else:
+                    result = await _cancellable(work, cancel)
+        except TimeoutError:
+            if timer.expired():
+                raise _RunTimedOut() from None
+            raise
+        return result.output
+
+
+class _RunTimedOut(Exception):
+    pass
+
+
+class _RunCancelled(Exception):
+    pass
+
+
+async def _cancellable(work: Any, cancel: asyncio.Event) -> Any:
+    task = asyncio.ensure_future(work)
+    waiter = asyncio.ensure_future(cancel.wait())
+    try:
+        done, _ = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+    if task in done:
+        return task.result()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    raise _RunCancelled()
+
+
+def _timed_out(run_timeout: float | None) -> str:
+    return f"the run did not finish within its {run_timeout:g}s timeout"
+
+
+def _prompt(compiled: CompiledAgent, input: RunInput) -> str:
+    """Check the input against the agent's input schema and render it as the user prompt."""
+    validator = compiled.input_validator
+    if validator is None:
+        return input if isinstance(input, str) else json.dumps(input, ensure_ascii=False)
+    data: Any = input
+    if isinstance(input, str):
+        try:
+            data = json.loads(input)
+        except json.JSONDecodeError as exc:
+            raise BadInput(f"input must be JSON matching the agent's input schema: {exc}") from None
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        details = "; ".join(
+            f"{'/'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}" for e in errors[:5]
+        )
+        raise BadInput(f"input does not match the agent's input schema: {details}")
+    return json.dumps(data, ensure_ascii=False)
+
+
+def _stream_handler(
+    recorder: RunRecorder,
+) -> Callable[[RunContext[RunDeps], AsyncIterable[AgentStreamEvent]], Any]:
+    async def handle(ctx: RunContext[RunDeps], events: AsyncIterable[AgentStreamEvent]) -> None:
+        async for event in events:
+            if isinstance(event, PartStartEvent) and isinstance(event.part, TextPart) and event.part.content:
+                await recorder.emit(TextDelta(event.part.content))
+            elif isinstance(event, PartDeltaEvent) and isinstance(event.delta, TextPartDelta):
+                if event.delta.content_delta:
+                    await recorder.emit(TextDelta(event.delta.content_delta))
+
+    return handle

@@ -1,0 +1,146 @@
+"""Python tools and the policy applied to every call: timeout, retries, failure reporting.
+
+`ToolPolicyToolset` wraps pydantic-ai's function toolset. Each call gets its own timeout and
+retry policy from the agent's config. When a tool keeps failing, the model is told so through
+`ToolFailed` (the model can then say it could not complete that step instead of inventing a
+result), unless the tool is configured `on_failure: fail`, which ends the run as `tool_error` or
+`tool_timeout`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic_ai import RunContext
+from pydantic_ai.exceptions import ApprovalRequired, CallDeferred, ModelRetry, ToolFailed
+from pydantic_ai.tools import Tool
+from pydantic_ai.toolsets import AbstractToolset, FunctionToolset, WrapperToolset
+from pydantic_ai.toolsets.abstract import ToolsetTool
+
+from keel.config.project import ResolvedTool
+from keel.config.schema import RetryOptions, ToolConfig
+from keel.errors import ErrorCategory, ToolFailure
+from keel.runtime.events import ToolFinished, ToolStarted
+from keel.runtime.recorder import current_recorder
+from keel.runtime.result import ToolCall
+from keel.runtime.retry import backoff_delay
+
+# Exceptions a tool raises on purpose to talk to the loop; they pass through untouched.
+_SIGNALS = (ModelRetry, ToolFailed, CallDeferred, ApprovalRequired)
+
+
+@dataclass(frozen=True)
+class RunDeps:
+    """What a tool can learn about its run, as `ctx.deps` when it takes `ctx: RunContext[RunDeps]`."""
+
+    run_id: str
+    agent: str
+    session_id: str | None = None
+    user_id: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def idempotency_key(self, ctx: RunContext[Any]) -> str:
+        """A key unique to this tool call in this run, for deduplicating external side effects."""
+        return f"{self.run_id}:{ctx.tool_call_id}"
+
+
+@dataclass(frozen=True)
+class ToolPolicy:
+    timeout: float | None
+    attempts: int
+    backoff: RetryOptions
+    on_failure: str
+
+
+def policy_for(tool: ToolConfig, default_timeout: float | None) -> ToolPolicy:
+    retry = tool.retry
+    backoff = RetryOptions(
+        attempts=retry.attempts,
+        initial_delay=retry.initial_delay,
+        max_delay=retry.max_delay,
+        jitter=retry.jitter,
+    )
+    return ToolPolicy(
+        timeout=tool.timeout if tool.timeout is not None else default_timeout,
+        attempts=retry.attempts,
+        backoff=backoff,
+        on_failure=tool.on_failure,
+    )
+
+
+def build_toolset(tools: tuple[ResolvedTool, ...], default_timeout: float | None) -> AbstractToolset[RunDeps]:
+    function_tools = [Tool(t.function, name=t.name, description=t.description, max_retries=2) for t in tools]
+    policies = {t.name: policy_for(t.config, default_timeout) for t in tools}
+    return ToolPolicyToolset(FunctionToolset(function_tools), policies=policies)
+
+
+@dataclass
+class ToolPolicyToolset(WrapperToolset[RunDeps]):
+    policies: Mapping[str, ToolPolicy] = field(default_factory=dict)
+
+    async def call_tool(
+        self, name: str, tool_args: dict[str, Any], ctx: RunContext[RunDeps], tool: ToolsetTool[RunDeps]
+    ) -> Any:
+        policy = self.policies.get(name)
+        if policy is None:  # not one of ours (cannot happen with build_toolset); run it unmanaged
+            return await self.wrapped.call_tool(name, tool_args, ctx, tool)
+        recorder = current_recorder()
+        record = ToolCall(
+            call_id=ctx.tool_call_id or "", name=name, args=dict(tool_args), started_at=datetime.now(UTC)
+        )
+        if recorder is not None:
+            recorder.tool_calls.append(record)
+            await recorder.emit(ToolStarted(record.call_id, name, record.args))
+        t0 = time.perf_counter()
+        try:
+            result = await self._call_with_policy(name, tool_args, ctx, tool, policy, record)
+            record.status = "ok"
+            return result
+        finally:
+            record.duration_ms = (time.perf_counter() - t0) * 1000
+            if recorder is not None:
+                await recorder.emit(
+                    ToolFinished(record.call_id, name, record.status, record.duration_ms, record.error)
+                )
+
+    async def _call_with_policy(
+        self,
+        name: str,
+        tool_args: dict[str, Any],
+        ctx: RunContext[RunDeps],
+        tool: ToolsetTool[RunDeps],
+        policy: ToolPolicy,
+        record: ToolCall,
+    ) -> Any:
+        while True:
+            record.attempts += 1
+            timed_out = False
+            try:
+                async with asyncio.timeout(policy.timeout):
+                    return await self.wrapped.call_tool(name, tool_args, ctx, tool)
+            except _SIGNALS as signal:
+                record.status = "retry" if isinstance(signal, ModelRetry) else "error"
+                record.error = str(signal)
+                raise
+            except TimeoutError:
+                timed_out = True
+                record.error = f"timed out after {policy.timeout:g}s"
+            except Exception as exc:  # a tool's own failure, of any kind, is data for the policy
+                record.error = f"{type(exc).__name__}: {exc}"
+            record.status = "timeout" if timed_out else "error"
+            if record.attempts < policy.attempts:
+                await asyncio.sleep(backoff_delay(policy.backoff, record.attempts))
+                continue
+            message = (
+                f"Tool {name!r} failed after {record.attempts} attempt{'s' if record.attempts != 1 else ''}: "
+                f"{record.error}. The tool could not complete this step; do not invent its result."
+            )
+            if policy.on_failure == "fail":
+                category = ErrorCategory.TOOL_TIMEOUT if timed_out else ErrorCategory.TOOL_ERROR
+                raise ToolFailure(message, category=category)
+            raise ToolFailed(message)
