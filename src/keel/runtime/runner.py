@@ -257,8 +257,11 @@ def _stream_handler(
         async for event in events:
             if isinstance(event, PartStartEvent) and isinstance(event.part, TextPart) and event.part.content:
                 await recorder.emit(TextDelta(event.part.content))
-            elif isinstance(event, PartDeltaEvent) and isinstance(event.delta, TextPartDelta):
-                if event.delta.content_delta:
-                    await recorder.emit(TextDelta(event.delta.content_delta))
+            elif (
+                isinstance(event, PartDeltaEvent)
+                and isinstance(event.delta, TextPartDelta)
+                and event.delta.content_delta
+            ):
+                await recorder.emit(TextDelta(event.delta.content_delta))
 
     return handle
