@@ -1,0 +1,1 @@
+"""Tools of the reference project's inbox agent."""

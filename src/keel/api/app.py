@@ -1,0 +1,82 @@
+"""The HTTP API. For now: run an agent synchronously, list agents, health probes.
+
+The server issue turns this into the full API (queued durable runs, callbacks, streaming).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Body, FastAPI, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from keel.api import problems
+from keel.api.problems import Problem
+from keel.config.project import Project
+from keel.errors import ErrorCategory, UsageError
+from keel.runtime.runner import Runner
+
+
+class RunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    input: Annotated[
+        str | dict[str, Any] | list[Any],
+        Field(description="Text, or JSON matching the agent's input schema."),
+    ]
+    session_id: Annotated[str | None, Field(max_length=200)] = None
+    user_id: Annotated[str | None, Field(max_length=200)] = None
+    metadata: dict[str, Any] = {}
+
+
+def create_app(project: Project, runner: Runner | None = None) -> FastAPI:
+    own_runner = runner is None
+    the_runner = runner or Runner(project)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if own_runner:
+            await the_runner.aclose()
+
+    app = FastAPI(title=f"Keel: {project.config.project}", version="0.1.0", lifespan=lifespan)
+    problems.install(app)
+    app.state.runner = the_runner
+
+    @app.get("/livez", tags=["health"])
+    async def livez() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz() -> dict[str, Any]:
+        return {"status": "ok", "agents": len(project.agents)}
+
+    @app.get("/v1/agents", tags=["agents"])
+    async def list_agents() -> dict[str, Any]:
+        return {
+            "agents": [
+                {"name": a.name, "description": a.config.description, "model": a.model.label}
+                for a in project.agents.values()
+            ]
+        }
+
+    @app.post("/v1/agents/{agent}/runs", tags=["runs"])
+    async def create_run(request: Request, agent: str, body: Annotated[RunRequest, Body()]) -> dict[str, Any]:
+        runner: Runner = request.app.state.runner
+        if agent not in project.agents:
+            raise Problem(404, "agent_not_found", "Unknown agent", f"no agent named {agent!r}")
+        try:
+            result = await runner.run(
+                agent, body.input, session_id=body.session_id, user_id=body.user_id, metadata=body.metadata
+            )
+        except UsageError as exc:
+            raise Problem(503, "agent_unavailable", "Agent cannot run", str(exc)) from None
+        if result.error is not None and result.error.category is ErrorCategory.BAD_INPUT:
+            raise Problem(
+                422, "bad_input", "Input does not match the agent's input schema", result.error.message
+            )
+        return result.to_dict()
+
+    return app
