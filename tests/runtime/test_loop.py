@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from typing import Any
 
@@ -223,7 +224,7 @@ async def test_retries_back_off_exponentially() -> None:
     result = await runner_with(project, {"primary": model}).run("agent", "x", on_event=events.append)
     assert result.succeeded and result.model_requests == 3 and result.retries == 2
     assert [c.retry_delay_s for c in result.model_calls] == [0.1, 0.2, None]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert gaps[0] >= 0.1 and gaps[1] >= 0.2
     assert [e.delay_s for e in events if isinstance(e, ModelRetrying)] == [0.1, 0.2]
 
