@@ -117,7 +117,6 @@ def run(
     from keel.runtime.events import RunEvent, TextDelta, ToolFinished
     from keel.runtime.runner import Runner
 
-    loaded = _load(project)
     payload = _read_input(input)
 
     def show(event: RunEvent) -> None:
@@ -126,13 +125,14 @@ def run(
         elif isinstance(event, ToolFinished) and not as_json:
             err.print(f"[dim]tool {event.name}: {event.status} ({event.duration_ms:.0f} ms)[/]")
 
-    async def go() -> Any:
+    async def go(loaded: Any) -> Any:
         async with Runner(loaded) as runner:
             return await runner.run(agent, payload, stream=stream, on_event=show, metadata={"trigger": "cli"})
 
     with _maybe_fake_llm(with_fake_llm, project):
+        loaded = _load(project)
         try:
-            result = asyncio.run(go())
+            result = asyncio.run(go(loaded))
         except UsageError as exc:
             err.print(f"[red]error[/] {exc}")
             raise typer.Exit(EXIT_USAGE) from None

@@ -61,10 +61,31 @@ _RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
 
 
 def is_retryable(exc: ModelAPIError) -> bool:
-    """Whether the same request to the same model may succeed if sent again."""
-    if isinstance(exc, RETRYABLE):
+    """Whether the same request to the same model may succeed if sent again.
+
+    Besides the categorized transient errors and retryable HTTP statuses, an uncategorized
+    `ModelAPIError` (a response that could not be decoded, e.g. a garbled body from a proxy) is
+    retried: nothing says the request itself was wrong.
+    """
+    if isinstance(exc, RETRYABLE) or type(exc) is ModelAPIError:
         return True
     return isinstance(exc, ModelHTTPError) and exc.status_code in _RETRYABLE_STATUS
+
+
+def retry_after(exc: ModelAPIError) -> float | None:
+    """Seconds the provider asked us to wait. Also accepts fractional seconds ("0.5"), which some
+    servers send although RFC 9110 allows only whole seconds or an HTTP date."""
+    if exc.retry_after is not None:
+        return exc.retry_after
+    headers = getattr(exc, "headers", None) or {}
+    raw = headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds < float("inf") else None
 
 
 def categorize(exc: BaseException) -> tuple[ErrorCategory, str]:
@@ -209,10 +230,11 @@ class RetryingModel(WrapperModel):
     def _next_delay(self, exc: ModelAPIError, attempt: int, recorder: RunRecorder | None) -> float | None:
         if attempt >= self.options.attempts or not is_retryable(exc):
             return None
-        if exc.retry_after is not None:
-            if exc.retry_after > self.options.max_retry_after:
+        asked = retry_after(exc)
+        if asked is not None:
+            if asked > self.options.max_retry_after:
                 return None  # the provider asks for a longer wait than we accept: fall back instead
-            delay = exc.retry_after
+            delay = asked
         else:
             delay = backoff_delay(self.options, attempt)
         remaining = recorder.remaining() if recorder is not None else None
