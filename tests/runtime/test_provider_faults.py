@@ -7,13 +7,13 @@ import itertools
 from collections.abc import Iterator
 
 import pytest
+from tests.runtime.helpers import make_project
 
 from keel.errors import ErrorCategory
 from keel.runtime.events import RunEvent, TextDelta
 from keel.runtime.result import RunStatus
 from keel.runtime.runner import Runner
 from keel.testing.fake_llm import FakeLLMThread, Faults, Reply, Rule, RuleScript, ToolCallReply, When
-from tests.runtime.helpers import make_project
 
 
 @pytest.fixture(scope="module")
