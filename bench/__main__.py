@@ -1,0 +1,19 @@
+"""Run every benchmark in turn: `python -m bench` (or `make bench`)."""
+
+from __future__ import annotations
+
+import sys
+
+from bench import loop_overhead
+
+
+def main() -> int:
+    failures = 0
+    for name, bench in [("loop_overhead", loop_overhead.main)]:
+        print(f"== {name}")
+        failures += bench([]) != 0
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
