@@ -242,6 +242,17 @@ class RetryingModel(WrapperModel):
             return None  # sleeping would outlive the run: report the model's failure now
         return delay
 
+    def _call(self, attempt: int, started: datetime, t0: float, streamed: bool, **outcome: Any) -> ModelCall:
+        """The record of one attempt, timed from `t0`."""
+        return ModelCall(
+            model=self.keel_label,
+            attempt=attempt,
+            started_at=started,
+            duration_ms=(time.perf_counter() - t0) * 1000,
+            streamed=streamed,
+            **outcome,
+        )
+
     def _record_error(
         self,
         recorder: RunRecorder | None,
@@ -257,16 +268,15 @@ class RetryingModel(WrapperModel):
             return
         category, message = categorize(exc)
         recorder.record_model_call(
-            ModelCall(
-                model=self.keel_label,
-                attempt=attempt,
-                started_at=started,
-                duration_ms=(time.perf_counter() - t0) * 1000,
+            self._call(
+                attempt,
+                started,
+                t0,
+                streamed,
                 status="error",
                 error_category=category,
                 error=message,
                 retry_delay_s=delay,
-                streamed=streamed,
             )
         )
 
@@ -284,15 +294,14 @@ class RetryingModel(WrapperModel):
             return
         usage = response.usage
         recorder.record_model_call(
-            ModelCall(
-                model=self.keel_label,
-                attempt=attempt,
-                started_at=started,
-                duration_ms=(time.perf_counter() - t0) * 1000,
+            self._call(
+                attempt,
+                started,
+                t0,
+                streamed,
                 status="ok",
                 input_tokens=usage.input_tokens,
                 output_tokens=usage.output_tokens,
-                streamed=streamed,
             )
         )
         text = "".join(part.content for part in response.parts if isinstance(part, TextPart))
