@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import sys
 import tempfile
 import textwrap
@@ -45,8 +46,10 @@ class Side:
     cpu: float = 0.0
     wall: float = 0.0
     runs: int = 0
+    block_cpu: list[float] = field(default_factory=list)  # CPU seconds per run, per block
 
     def add(self, latencies: list[float], cpu: float, wall: float) -> None:
+        self.block_cpu.append(cpu / len(latencies))
         self.latencies += latencies
         self.cpu += cpu
         self.wall += wall
@@ -162,6 +165,11 @@ async def main_async(args: argparse.Namespace) -> int:
         f"keel/bare: cpu per run {ratio:.3f}x (target <= 1.10x), runs/s {keel_side.runs_per_s / bare_side.runs_per_s:.3f}x, "
         f"p50 overhead {(percentile(keel_side.latencies, 50) - percentile(bare_side.latencies, 50)) * 1000:+.2f} ms"
     )
+    block_ratios = [k / b for k, b in zip(keel_side.block_cpu, bare_side.block_cpu, strict=True)]
+    print(
+        f"cpu ratio per block pair: median {statistics.median(block_ratios):.3f}x, "
+        f"min {min(block_ratios):.3f}x, max {max(block_ratios):.3f}x over {len(block_ratios)} pairs"
+    )
     print(f"provider saw {stats.requests} requests (expected {expected})")
     print(machine_line())
     return 0 if stats.requests == expected else 1
@@ -171,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--runs", type=int, default=600, help="measured runs per side")
-    parser.add_argument("--block", type=int, default=50, help="runs per alternating block")
+    parser.add_argument("--runs", type=int, default=1200, help="measured runs per side")
+    parser.add_argument("--block", type=int, default=100, help="runs per alternating block")
     parser.add_argument("--warmup", type=int, default=40, help="warm-up runs per side")
     parser.add_argument("--concurrency", type=int, default=1)
     return asyncio.run(main_async(parser.parse_args(argv)))

@@ -2,7 +2,7 @@
 
 A `Runner` belongs to one loaded `Project`. It compiles each agent once (on first use) into a
 pydantic-ai `Agent` whose model is a chain of `RetryingModel`s (the primary, then each fallback)
-and whose tools go through `ToolPolicyToolset`. Each run gets its own `RunRecorder`; nothing a
+and whose tools go through `PolicyFunctionSchema`. Each run gets its own `RunRecorder`; nothing a
 run does is kept on the runner or at module level, so runs are isolated from each other.
 
 Every run returns a `RunResult`, whatever happened: success, a failure with its error category,
@@ -36,7 +36,7 @@ from keel.runtime.providers import ModelFactory
 from keel.runtime.recorder import RunRecorder, reset_recorder, set_recorder
 from keel.runtime.result import RunError, RunResult, RunStatus
 from keel.runtime.retry import RetryingModel, categorize
-from keel.runtime.tools import RunDeps, build_toolset
+from keel.runtime.tools import RunDeps, build_tools
 
 RunInput = str | Mapping[str, Any] | list[Any]
 
@@ -100,7 +100,7 @@ class Runner:
             instructions=spec.instructions or None,
             deps_type=RunDeps,
             name=spec.name,
-            toolsets=[build_toolset(spec.tools, cfg.timeouts.tool_call)] if spec.tools else None,
+            tools=build_tools(spec.tools, cfg.timeouts.tool_call),
             retries=AgentRetries(tools=2, output=cfg.output_retries),
             model_settings=ModelSettings(**settings),  # type: ignore[typeddict-item]
         )

@@ -1,6 +1,6 @@
 """Python tools and the policy applied to every call: timeout, retries, failure reporting.
 
-`ToolPolicyToolset` wraps pydantic-ai's function toolset. Each call gets its own timeout and
+`PolicyFunctionSchema` wraps the call of each Python tool. Each call gets its own timeout and
 retry policy from the agent's config. When a tool keeps failing, the model is told so through
 `ToolFailed` (the model can then say it could not complete that step instead of inventing a
 result), unless the tool is configured `on_failure: fail`, which ends the run as `tool_error` or
@@ -12,15 +12,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic_ai import RunContext
+from pydantic_ai._function_schema import FunctionSchema
 from pydantic_ai.exceptions import ApprovalRequired, CallDeferred, ModelRetry, ToolFailed
 from pydantic_ai.tools import Tool
-from pydantic_ai.toolsets import AbstractToolset, FunctionToolset, WrapperToolset
-from pydantic_ai.toolsets.abstract import ToolsetTool
 
 from keel.config.project import ResolvedTool
 from keel.config.schema import RetryOptions, ToolConfig
@@ -73,32 +72,51 @@ def policy_for(tool: ToolConfig, default_timeout: float | None) -> ToolPolicy:
     )
 
 
-def build_toolset(tools: tuple[ResolvedTool, ...], default_timeout: float | None) -> AbstractToolset[RunDeps]:
-    function_tools = [Tool(t.function, name=t.name, description=t.description, max_retries=2) for t in tools]
-    policies = {t.name: policy_for(t.config, default_timeout) for t in tools}
-    return ToolPolicyToolset(FunctionToolset(function_tools), policies=policies)
+def build_tools(tools: tuple[ResolvedTool, ...], default_timeout: float | None) -> list[Tool[RunDeps]]:
+    """pydantic-ai tools whose every call goes through the tool's `ToolPolicy`."""
+    built: list[Tool[RunDeps]] = []
+    for resolved in tools:
+        tool: Tool[RunDeps] = Tool(
+            resolved.function, name=resolved.name, description=resolved.description, max_retries=2
+        )
+        tool.function_schema = PolicyFunctionSchema.around(
+            tool.function_schema, policy_for(resolved.config, default_timeout)
+        )
+        built.append(tool)
+    return built
 
 
 @dataclass
-class ToolPolicyToolset(WrapperToolset[RunDeps]):
-    policies: Mapping[str, ToolPolicy] = field(default_factory=dict)
+class PolicyFunctionSchema(FunctionSchema):
+    """pydantic-ai's function schema with Keel's call policy around the call itself.
 
-    async def call_tool(
-        self, name: str, tool_args: dict[str, Any], ctx: RunContext[RunDeps], tool: ToolsetTool[RunDeps]
-    ) -> Any:
-        policy = self.policies.get(name)
-        if policy is None:  # not one of ours (cannot happen with build_toolset); run it unmanaged
-            return await self.wrapped.call_tool(name, tool_args, ctx, tool)
+    The policy wraps the one method pydantic-ai's `FunctionToolset` invokes for a call, so the
+    tools stay in the agent's own toolset: an extra wrapper toolset would make pydantic-ai fan
+    out over two toolsets (spawning tasks) at every step of every run.
+    """
+
+    policy: ToolPolicy | None = None
+
+    @classmethod
+    def around(cls, schema: FunctionSchema, policy: ToolPolicy) -> PolicyFunctionSchema:
+        values = {f.name: getattr(schema, f.name) for f in fields(schema) if f.init}
+        return cls(**values, policy=policy)
+
+    async def call(self, args_dict: dict[str, Any], ctx: RunContext[Any]) -> Any:
+        policy = self.policy
+        if policy is None:  # pragma: no cover - `around` always sets one
+            return await super().call(args_dict, ctx)
+        name = self.name
         recorder = current_recorder()
         record = ToolCall(
-            call_id=ctx.tool_call_id or "", name=name, args=dict(tool_args), started_at=datetime.now(UTC)
+            call_id=ctx.tool_call_id or "", name=name, args=dict(args_dict), started_at=datetime.now(UTC)
         )
         if recorder is not None:
             recorder.tool_calls.append(record)
             await recorder.emit(ToolStarted(record.call_id, name, record.args))
         t0 = time.perf_counter()
         try:
-            result = await self._call_with_policy(name, tool_args, ctx, tool, policy, record)
+            result = await self._call_with_policy(args_dict, ctx, policy, record)
             record.status = "ok"
             return result
         finally:
@@ -109,20 +127,14 @@ class ToolPolicyToolset(WrapperToolset[RunDeps]):
                 )
 
     async def _call_with_policy(
-        self,
-        name: str,
-        tool_args: dict[str, Any],
-        ctx: RunContext[RunDeps],
-        tool: ToolsetTool[RunDeps],
-        policy: ToolPolicy,
-        record: ToolCall,
+        self, args_dict: dict[str, Any], ctx: RunContext[Any], policy: ToolPolicy, record: ToolCall
     ) -> Any:
         while True:
             record.attempts += 1
             timed_out = False
             try:
                 async with asyncio.timeout(policy.timeout):
-                    return await self.wrapped.call_tool(name, tool_args, ctx, tool)
+                    return await super().call(args_dict, ctx)
             except _SIGNALS as signal:
                 record.status = "retry" if isinstance(signal, ModelRetry) else "error"
                 record.error = str(signal)
@@ -137,7 +149,7 @@ class ToolPolicyToolset(WrapperToolset[RunDeps]):
                 await asyncio.sleep(backoff_delay(policy.backoff, record.attempts))
                 continue
             message = (
-                f"Tool {name!r} failed after {record.attempts} attempt{'s' if record.attempts != 1 else ''}: "
+                f"Tool {self.name!r} failed after {record.attempts} attempt{'s' if record.attempts != 1 else ''}: "
                 f"{record.error}. The tool could not complete this step; do not invent its result."
             )
             if policy.on_failure == "fail":
