@@ -162,7 +162,42 @@ class ServerConfig(_Strict):
 
 
 class StorageConfig(_Strict):
-    url: str = "sqlite:///.keel/keel.db"
+    """Where run history and traces are stored. `KEEL_DATABASE_URL` overrides `url`."""
+
+    url: str = Field(
+        default="sqlite:///.keel/keel.db",
+        description="sqlite:///relative/or/absolute/path.db, or postgresql://user@host:port/db. "
+        "Relative SQLite paths are relative to the project folder.",
+    )
+    enabled: bool = Field(default=True, description="Store runs and spans. Off: nothing is written.")
+    buffer_size: Annotated[int, Field(ge=100, le=1_000_000)] = Field(
+        default=10_000,
+        description="Records (runs and spans) held in memory while the database is slow or unavailable; "
+        "beyond this they are dropped and counted.",
+    )
+    flush_interval: Annotated[float, Field(gt=0, le=60)] = Field(
+        default=0.2, description="Seconds between batched writes."
+    )
+
+
+class OtlpConfig(_Strict):
+    endpoint: str = Field(description="OTLP/HTTP traces endpoint, e.g. http://127.0.0.1:4318/v1/traces.")
+    headers_env: dict[str, str] = Field(
+        default={},
+        description="HTTP headers to send, each read from the named environment variable (for API keys).",
+    )
+    timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
+
+
+class TracingConfig(_Strict):
+    enabled: bool = True
+    capture_content: Literal["off", "on", "redacted"] = Field(
+        default="off",
+        description="Whether prompts, outputs and tool arguments go into spans: off, on, or redacted "
+        "(secrets and personal data masked).",
+    )
+    otlp: OtlpConfig | None = Field(default=None, description="Also export spans to an OTLP/HTTP collector.")
+    service_name: str = Field(default="keel", description="The service.name resource attribute.")
 
 
 class ProjectConfig(_Strict):
@@ -178,4 +213,5 @@ class ProjectConfig(_Strict):
         default=["."], description="Folders, relative to the project, from which tool modules are imported."
     )
     storage: StorageConfig = StorageConfig()
+    tracing: TracingConfig = TracingConfig()
     server: ServerConfig = ServerConfig()
