@@ -127,7 +127,7 @@ def run(
 
     async def go(loaded: Any) -> Any:
         async with Runner(loaded) as runner:
-            return await runner.run(agent, payload, stream=stream, on_event=show, metadata={"trigger": "cli"})
+            return await runner.run(agent, payload, stream=stream, on_event=show, trigger="cli")
 
     with _maybe_fake_llm(with_fake_llm, project):
         loaded = _load(project)

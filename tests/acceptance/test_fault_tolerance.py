@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.runtime.helpers import make_project
 
 from keel.config import load_project
 from keel.errors import ErrorCategory
@@ -16,6 +15,7 @@ from keel.runtime.result import RunResult, RunStatus
 from keel.runtime.runner import Runner
 from keel.testing.fake_llm import FakeLLMThread, Faults
 from keel.testing.project_fake import project_script
+from tests.runtime.helpers import make_project
 
 INBOX = Path(__file__).resolve().parents[2] / "examples" / "inbox"
 EMAILS = [

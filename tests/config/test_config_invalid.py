@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
+
 from tests.config.support import DEFAULT_KEEL_YAML, ProjectDir
 
 

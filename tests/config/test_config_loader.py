@@ -6,11 +6,11 @@ import json
 import sys
 
 import pytest
-from tests.config.support import DEFAULT_KEEL_YAML, ProjectDir
 
 from keel.config import check_project, load_project
 from keel.config.project import ResolvedModel
 from keel.errors import ConfigError, ConfigIssue
+from tests.config.support import DEFAULT_KEEL_YAML, ProjectDir
 
 
 def test_merge_order_defaults_then_defaults_file_then_agent(project: ProjectDir) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic_ai.models import Model
 
 from keel.config.project import AgentSpec, Project, ResolvedModel, ResolvedTool
-from keel.config.schema import AgentConfig, ProjectConfig
+from keel.config.schema import AgentConfig, ModelPrice, ProjectConfig
 from keel.runtime.runner import Runner
 
 
@@ -19,6 +19,8 @@ def make_project(
     tool_config: dict[str, dict[str, Any]] | None = None,
     fallbacks: int = 0,
     base_url: str | None = None,
+    price: ModelPrice | None = None,
+    project_config: dict[str, Any] | None = None,
     **config: Any,
 ) -> Project:
     """One agent named `agent`, with the given tools and AgentConfig fields."""
@@ -35,7 +37,11 @@ def make_project(
 
     def model(ref: str) -> ResolvedModel:
         return ResolvedModel(
-            ref=ref, provider="openai-compatible", model=ref, base_url=base_url or "http://unused"
+            ref=ref,
+            provider="openai-compatible",
+            model=ref,
+            base_url=base_url or "http://unused",
+            price=price,
         )
 
     spec = AgentSpec(
@@ -49,7 +55,9 @@ def make_project(
         output_schema=config.get("output_schema"),
         config_hash="test",
     )
-    return Project(root=Path("."), config=ProjectConfig(project="test"), agents={"agent": spec})
+    settings = {"project": "test", "storage": {"enabled": False}, "tracing": {"enabled": False}}
+    settings.update(project_config or {})
+    return Project(root=Path("."), config=ProjectConfig.model_validate(settings), agents={"agent": spec})
 
 
 def runner_with(project: Project, models: dict[str, Model]) -> Runner:

@@ -11,11 +11,11 @@ import pytest
 from pydantic_ai.exceptions import ModelHTTPError
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
-from tests.runtime.helpers import make_project, runner_with
 
 from keel.errors import ErrorCategory
 from keel.runtime.events import ModelFallback, ModelRetrying, RunEvent
 from keel.runtime.result import RunStatus
+from tests.runtime.helpers import make_project, runner_with
 
 OUTPUT_SCHEMA = {
     "type": "object",
@@ -254,7 +254,9 @@ async def test_fallback_model_takes_over_after_retries() -> None:
     result = await runner.run("agent", "x", on_event=events.append)
     assert result.succeeded and result.output == "from backup"
     assert (len(primary_times), len(backup_times)) == (2, 1)
-    assert set(result.usage) == {"openai-compatible:fallback1"}
+    assert result.usage["openai-compatible:primary"].requests == 2
+    assert result.usage["openai-compatible:primary"].input_tokens == 0
+    assert result.usage["openai-compatible:fallback1"].requests == 1
     assert [e for e in events if isinstance(e, ModelFallback)] == [
         ModelFallback(
             "openai-compatible:primary", "openai-compatible:fallback1", ErrorCategory.MODEL_UNAVAILABLE

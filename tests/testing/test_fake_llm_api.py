@@ -9,11 +9,11 @@ import httpx
 import openai
 import pytest
 from openai import AsyncOpenAI
-from tests.testing.support import USER_HI, chat_body, http_request, read_responses, read_until_closed
 
 from keel.testing.fake_llm import FakeLLMThread, Reply, ToolCallReply, prompt_tokens
 from keel.testing.fake_llm.script import DEFAULT_REPLY_TEXT
 from keel.testing.fake_llm.tokens import completion_tokens
+from tests.testing.support import USER_HI, chat_body, http_request, read_responses, read_until_closed
 
 WEATHER_TOOL = {
     "type": "function",

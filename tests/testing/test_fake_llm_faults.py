@@ -13,12 +13,12 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionChunk
-from tests.testing.support import USER_HI, chat_body, http_request, read_responses
 
 from keel.errors import UsageError
 from keel.testing.fake_llm import FAULT_KINDS, FakeLLMThread, Faults, Latency
 from keel.testing.fake_llm.faults import FaultInjector
 from keel.testing.fake_llm.latency import LatencySampler
+from tests.testing.support import USER_HI, chat_body, http_request, read_responses
 
 
 async def _collect(stream: AsyncIterable[ChatCompletionChunk], into: list[ChatCompletionChunk]) -> None:

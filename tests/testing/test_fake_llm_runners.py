@@ -14,7 +14,6 @@ import httpx
 import openai
 import pytest
 from openai import AsyncOpenAI, OpenAI
-from tests.testing.support import USER_HI
 
 from keel.errors import UsageError
 from keel.testing.fake_llm import (
@@ -27,6 +26,7 @@ from keel.testing.fake_llm import (
     start_fake_llm_process,
 )
 from keel.testing.fake_llm.__main__ import main
+from tests.testing.support import USER_HI
 
 pytest_plugins = ["pytester"]
 

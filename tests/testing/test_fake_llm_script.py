@@ -9,7 +9,6 @@ import httpx
 import openai
 import pytest
 from openai import AsyncOpenAI
-from tests.testing.support import USER_HI, chat_body
 
 from keel.errors import ConfigError, UsageError
 from keel.testing.fake_llm import (
@@ -28,6 +27,7 @@ from keel.testing.fake_llm import (
     parse_rules,
 )
 from keel.testing.fake_llm.wire import parse_chat_request
+from tests.testing.support import USER_HI, chat_body
 
 TOOL_LOOP = (
     Message("system", "Be brief."),

@@ -6,9 +6,9 @@ import httpx
 import openai
 import pytest
 from openai import AsyncOpenAI
-from tests.testing.support import USER_HI
 
 from keel.testing.fake_llm import OUTCOMES, FakeLLMThread, Faults, Reply, Stats, ToolCallReply
+from tests.testing.support import USER_HI
 
 TOOL = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
 

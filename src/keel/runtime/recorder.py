@@ -39,11 +39,13 @@ class RunRecorder:
 
     def record_model_call(self, call: ModelCall) -> None:
         self.model_calls.append(call)
+        usage = self.usage.setdefault(call.model, TokenUsage())
+        usage.requests += 1
         if call.status == "ok":
-            usage = self.usage.setdefault(call.model, TokenUsage())
-            usage.requests += 1
             usage.input_tokens += call.input_tokens
             usage.output_tokens += call.output_tokens
+            if usage.cost_usd is not None:
+                usage.cost_usd = None if call.cost_usd is None else usage.cost_usd + call.cost_usd
 
     async def emit(self, event: RunEvent) -> None:
         if self.on_event is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -38,6 +39,7 @@ class ModelCall:
     error: str | None = None
     retry_delay_s: float | None = None  # set when this failure was followed by a retry after that delay
     streamed: bool = False
+    cost_usd: Decimal | None = None  # None for an unpriced model; 0 for a failed attempt
 
 
 @dataclass
@@ -54,9 +56,10 @@ class ToolCall:
 
 @dataclass
 class TokenUsage:
-    requests: int = 0
+    requests: int = 0  # provider requests, failed attempts included
     input_tokens: int = 0
     output_tokens: int = 0
+    cost_usd: Decimal | None = Decimal(0)  # None once any request to the model was unpriced
 
     @property
     def total_tokens(self) -> int:
@@ -76,6 +79,16 @@ class RunResult:
     tool_calls: list[ToolCall] = field(default_factory=list)
     usage: dict[str, TokenUsage] = field(default_factory=dict)
     config_hash: str = ""
+    input: Any = None
+    trigger: str = "api"
+    session_id: str | None = None
+    user_id: str | None = None
+    tenant_id: str | None = None
+    parent_run_id: str | None = None
+    tags: tuple[str, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+    prompt_version: str | None = None
+    trace_id: str | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -106,6 +119,16 @@ class RunResult:
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
+    @property
+    def cost_usd(self) -> Decimal | None:
+        """Total cost in USD, or None when a model used has no known price."""
+        total = Decimal(0)
+        for usage in self.usage.values():
+            if usage.cost_usd is None:
+                return None
+            total += usage.cost_usd
+        return total
+
     def summary(self) -> str:
         """The one-line summary the CLI prints."""
         parts = [
@@ -117,6 +140,9 @@ class RunResult:
         ]
         if self.retries:
             parts.append(f"{self.retries} retr{'ies' if self.retries != 1 else 'y'}")
+        cost = self.cost_usd
+        if cost is not None and self.usage:
+            parts.append(f"${cost:.6f}")
         return " · ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -130,8 +156,18 @@ class RunResult:
         data["retries"] = self.retries
         data["input_tokens"] = self.input_tokens
         data["output_tokens"] = self.output_tokens
+        data["cost_usd"] = _money(self.cost_usd)
+        data["tags"] = list(self.tags)
+        for usage in data["usage"].values():
+            usage["cost_usd"] = _money(usage["cost_usd"])
         for call in data["model_calls"]:
             call["started_at"] = call["started_at"].isoformat()
+            call["cost_usd"] = _money(call["cost_usd"])
         for call in data["tool_calls"]:
             call["started_at"] = call["started_at"].isoformat()
         return data
+
+
+def _money(value: Decimal | None) -> str | None:
+    """Money goes out as a decimal string: floats would lose cents over many runs."""
+    return None if value is None else format(value, "f")

@@ -15,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from pydantic_ai.exceptions import (
@@ -146,10 +147,18 @@ def backoff_delay(options: RetryOptions, attempt: int, rng: random.Random | None
 class RetryingModel(WrapperModel):
     """Retries one model's requests per the agent's `retry_options`; records every attempt."""
 
-    def __init__(self, wrapped: Model, *, label: str, options: RetryOptions) -> None:
+    def __init__(
+        self,
+        wrapped: Model,
+        *,
+        label: str,
+        options: RetryOptions,
+        price: Callable[[int, int], Decimal | None] | None = None,
+    ) -> None:
         super().__init__(wrapped)
         self.keel_label = label
         self.options = options
+        self.price = price
 
     async def request(
         self,
@@ -277,6 +286,7 @@ class RetryingModel(WrapperModel):
                 error_category=category,
                 error=message,
                 retry_delay_s=delay,
+                cost_usd=Decimal(0),
             )
         )
 
@@ -302,6 +312,7 @@ class RetryingModel(WrapperModel):
                 status="ok",
                 input_tokens=usage.input_tokens,
                 output_tokens=usage.output_tokens,
+                cost_usd=self.price(usage.input_tokens, usage.output_tokens) if self.price else None,
             )
         )
         text = "".join(part.content for part in response.parts if isinstance(part, TextPart))

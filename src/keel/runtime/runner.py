@@ -12,6 +12,7 @@ a timeout or a cancellation. Only a developer mistake (an unknown agent, a missi
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 import uuid
@@ -30,6 +31,7 @@ from pydantic_ai.usage import UsageLimits
 
 from keel.config.project import AgentSpec, Project, ResolvedModel
 from keel.errors import BadInput, ErrorCategory
+from keel.pricing import Pricer
 from keel.runtime.events import EventHandler, TextDelta
 from keel.runtime.output import OutputValidator, expand_unclear, output_spec
 from keel.runtime.providers import ModelFactory
@@ -63,6 +65,7 @@ class Runner:
         self._own_factory = ModelFactory(environ) if model_factory is None else None
         self._model_factory: Callable[[ResolvedModel], Model] = model_factory or self._own_factory  # type: ignore[assignment]
         self._compiled: dict[str, CompiledAgent] = {}
+        self.pricer = Pricer()
 
     async def aclose(self) -> None:
         if self._own_factory is not None:
@@ -83,7 +86,12 @@ class Runner:
     def _compile(self, spec: AgentSpec) -> CompiledAgent:
         cfg = spec.config
         chain: list[Model] = [
-            RetryingModel(self._model_factory(m), label=m.label, options=cfg.retry_options)
+            RetryingModel(
+                self._model_factory(m),
+                label=m.label,
+                options=cfg.retry_options,
+                price=functools.partial(self.pricer.cost, m),
+            )
             for m in (spec.model, *spec.fallback_models)
         ]
         model: Model = chain[0] if len(chain) == 1 else FallbackModel(*chain)
@@ -129,8 +137,12 @@ class Runner:
         stream: bool = False,
         on_event: EventHandler | None = None,
         cancel: asyncio.Event | None = None,
+        trigger: str = "api",
         session_id: str | None = None,
         user_id: str | None = None,
+        tenant_id: str | None = None,
+        parent_run_id: str | None = None,
+        tags: tuple[str, ...] | list[str] = (),
         metadata: Mapping[str, Any] | None = None,
     ) -> RunResult:
         """Run `agent` on `input` and return its result. Raises only for developer mistakes."""
@@ -174,6 +186,14 @@ class Runner:
             tool_calls=recorder.tool_calls,
             usage=recorder.usage,
             config_hash=spec.config_hash,
+            input=input,
+            trigger=trigger,
+            session_id=session_id,
+            user_id=user_id,
+            tenant_id=tenant_id,
+            parent_run_id=parent_run_id,
+            tags=tuple(tags),
+            metadata=dict(metadata or {}),
         )
 
     async def _execute(
