@@ -41,6 +41,7 @@ def fake() -> Iterator[FakeLLMThread]:
 @pytest.fixture(autouse=True)
 def _crm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INBOX_CRM_PATH", str(tmp_path / "crm.sqlite"))
+    monkeypatch.setenv("KEEL_DATABASE_URL", f"sqlite:///{tmp_path}/keel.db")
 
 
 async def run_many(runner: Runner, count: int, concurrency: int) -> list[RunResult]:

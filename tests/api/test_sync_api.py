@@ -25,6 +25,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     crm = tmp_path_factory.mktemp("crm") / "crm.sqlite"
     with pytest.MonkeyPatch.context() as mp, FakeLLMThread(project_script(INBOX)) as fake:
         mp.setenv("INBOX_CRM_PATH", str(crm))
+        mp.setenv("KEEL_DATABASE_URL", f"sqlite:///{crm.parent}/keel.db")
         project = load_project(INBOX, environ={"KEEL_LLM_BASE_URL": fake.base_url})
         server = uvicorn.Server(
             uvicorn.Config(create_app(project), host="127.0.0.1", port=0, log_level="warning")

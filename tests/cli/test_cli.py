@@ -20,6 +20,7 @@ EMAIL = json.dumps({"from": "grace@example.com", "subject": "Where is my order?"
 @pytest.fixture(autouse=True)
 def _env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INBOX_CRM_PATH", str(tmp_path / "crm.sqlite"))
+    monkeypatch.setenv("KEEL_DATABASE_URL", f"sqlite:///{tmp_path}/keel.db")
     monkeypatch.delenv("KEEL_LLM_BASE_URL", raising=False)
 
 

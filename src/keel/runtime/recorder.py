@@ -17,6 +17,7 @@ from typing import Any
 
 from keel.runtime.events import EventHandler, RunEvent
 from keel.runtime.result import ModelCall, TokenUsage, ToolCall
+from keel.tracing import AgentSpan, Tracing
 
 
 @dataclass
@@ -30,6 +31,8 @@ class RunRecorder:
     usage: dict[str, TokenUsage] = field(default_factory=dict)
     last_text: str = ""
     output_rejections: int = 0
+    tracing: Tracing | None = None  # the runner's tracing; spans of this run go there
+    span: AgentSpan | None = None  # the run's own span, parent of its chat and tool spans
 
     def remaining(self) -> float | None:
         """Seconds left before the run's deadline, or None without one."""

@@ -42,11 +42,13 @@ from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import RunContext
 
+from keel.config.project import ResolvedModel
 from keel.config.schema import RetryOptions
 from keel.errors import ErrorCategory, RunFailure
 from keel.runtime.events import ModelFallback, ModelRetrying
 from keel.runtime.recorder import RunRecorder, current_recorder
 from keel.runtime.result import ModelCall
+from keel.tracing import ChatSpan, Tracing, chat_span
 
 # Failures worth trying again on the same model: the provider may answer next time.
 RETRYABLE: tuple[type[ModelAPIError], ...] = (
@@ -145,18 +147,24 @@ def backoff_delay(options: RetryOptions, attempt: int, rng: random.Random | None
 
 
 class RetryingModel(WrapperModel):
-    """Retries one model's requests per the agent's `retry_options`; records every attempt."""
+    """Retries one model's requests per the agent's `retry_options`; records and traces every attempt.
+
+    Each attempt is one `chat` span (a child of the run's `invoke_agent` span) and one `ModelCall`;
+    the backoff sleep between attempts lies outside the spans, so a span's duration is the
+    provider's. A fallback to this model is an event on the run's span.
+    """
 
     def __init__(
         self,
         wrapped: Model,
         *,
-        label: str,
+        model: ResolvedModel,
         options: RetryOptions,
         price: Callable[[int, int], Decimal | None] | None = None,
     ) -> None:
         super().__init__(wrapped)
-        self.keel_label = label
+        self.keel_model = model
+        self.keel_label = model.label
         self.options = options
         self.price = price
 
@@ -172,13 +180,17 @@ class RetryingModel(WrapperModel):
         while True:
             attempt += 1
             started, t0 = datetime.now(UTC), time.perf_counter()
-            try:
-                response = await self.wrapped.request(messages, model_settings, model_request_parameters)
-            except ModelAPIError as exc:
-                await self._failed(recorder, exc, attempt, started, t0)
-                continue
-            self._record_ok(recorder, response, attempt, started, t0, streamed=False)
-            return response
+            with self._span(recorder, attempt, False, messages) as span:
+                try:
+                    response = await self.wrapped.request(messages, model_settings, model_request_parameters)
+                except ModelAPIError as exc:
+                    delay, retrying = self._failed(recorder, exc, attempt, started, t0, span)
+                    if retrying is None:
+                        raise
+                else:
+                    self._record_ok(recorder, response, attempt, started, t0, span, streamed=False)
+                    return response
+            await self._wait(recorder, delay, retrying)
 
     @asynccontextmanager
     async def request_stream(
@@ -197,6 +209,7 @@ class RetryingModel(WrapperModel):
             attempt += 1
             started, t0 = datetime.now(UTC), time.perf_counter()
             async with AsyncExitStack() as stack:
+                span = stack.enter_context(self._span(recorder, attempt, True, messages))
                 try:
                     stream = await stack.enter_async_context(
                         self.wrapped.request_stream(
@@ -204,15 +217,29 @@ class RetryingModel(WrapperModel):
                         )
                     )
                 except ModelAPIError as exc:
-                    await self._failed(recorder, exc, attempt, started, t0)
-                    continue
-                try:
-                    yield stream
-                except ModelAPIError as exc:
-                    self._record_error(recorder, exc, attempt, started, t0, None, streamed=True)
-                    raise
-                self._record_ok(recorder, stream.get(), attempt, started, t0, streamed=True)
-                return
+                    delay, retrying = self._failed(recorder, exc, attempt, started, t0, span)
+                    if retrying is None:
+                        raise
+                else:
+                    try:
+                        yield stream
+                    except ModelAPIError as exc:
+                        self._record_error(recorder, exc, attempt, started, t0, None, span, streamed=True)
+                        raise
+                    self._record_ok(recorder, stream.get(), attempt, started, t0, span, streamed=True)
+                    return
+            await self._wait(recorder, delay, retrying)
+
+    def _span(self, recorder: RunRecorder | None, attempt: int, streamed: bool, messages: object) -> ChatSpan:
+        tracing = recorder.tracing if recorder is not None else None
+        return chat_span(
+            tracing or _NO_TRACING,
+            provider=self.keel_model.provider,
+            model=self.keel_model.model,
+            attempt=attempt,
+            streamed=streamed,
+            messages=messages,
+        )
 
     async def _note_fallback(self, recorder: RunRecorder | None) -> None:
         """Emit a fallback event when the run's previous attempt was another model's failure."""
@@ -220,20 +247,33 @@ class RetryingModel(WrapperModel):
             return
         previous = recorder.model_calls[-1]
         if previous.status == "error" and previous.model != self.keel_label and previous.error_category:
-            await recorder.emit(ModelFallback(previous.model, self.keel_label, previous.error_category))
+            event = ModelFallback(previous.model, self.keel_label, previous.error_category)
+            if recorder.span is not None:
+                recorder.span.event(
+                    "fallback", **{"keel.fallback.from": event.from_model, "keel.fallback.to": event.to_model}
+                )
+            await recorder.emit(event)
 
-    async def _failed(
-        self, recorder: RunRecorder | None, exc: ModelAPIError, attempt: int, started: datetime, t0: float
-    ) -> None:
-        """Record a failure, then sleep before the next attempt, or re-raise if it is not retryable or
-        no attempt is left."""
-        category, message = categorize(exc)
+    def _failed(
+        self,
+        recorder: RunRecorder | None,
+        exc: ModelAPIError,
+        attempt: int,
+        started: datetime,
+        t0: float,
+        span: ChatSpan,
+    ) -> tuple[float, ModelRetrying | None]:
+        """Record a failed attempt. Returns the delay before the next one and its event, or
+        (0, None) when the error is not retryable or no attempt is left."""
         delay = self._next_delay(exc, attempt, recorder)
-        self._record_error(recorder, exc, attempt, started, t0, delay)
+        category, message = self._record_error(recorder, exc, attempt, started, t0, delay, span)
         if delay is None:
-            raise exc
-        if recorder is not None:
-            await recorder.emit(ModelRetrying(self.keel_label, attempt, category, delay, message))
+            return 0.0, None
+        return delay, ModelRetrying(self.keel_label, attempt, category, delay, message)
+
+    async def _wait(self, recorder: RunRecorder | None, delay: float, event: ModelRetrying | None) -> None:
+        if recorder is not None and event is not None:
+            await recorder.emit(event)
         await asyncio.sleep(delay)
 
     def _next_delay(self, exc: ModelAPIError, attempt: int, recorder: RunRecorder | None) -> float | None:
@@ -270,25 +310,27 @@ class RetryingModel(WrapperModel):
         started: datetime,
         t0: float,
         delay: float | None,
+        span: ChatSpan,
         *,
         streamed: bool = False,
-    ) -> None:
-        if recorder is None:
-            return
+    ) -> tuple[ErrorCategory, str]:
         category, message = categorize(exc)
-        recorder.record_model_call(
-            self._call(
-                attempt,
-                started,
-                t0,
-                streamed,
-                status="error",
-                error_category=category,
-                error=message,
-                retry_delay_s=delay,
-                cost_usd=Decimal(0),
+        span.failed(category.value, message, retry_in=delay)
+        if recorder is not None:
+            recorder.record_model_call(
+                self._call(
+                    attempt,
+                    started,
+                    t0,
+                    streamed,
+                    status="error",
+                    error_category=category,
+                    error=message,
+                    retry_delay_s=delay,
+                    cost_usd=Decimal(0),
+                )
             )
-        )
+        return category, message
 
     def _record_ok(
         self,
@@ -297,12 +339,20 @@ class RetryingModel(WrapperModel):
         attempt: int,
         started: datetime,
         t0: float,
+        span: ChatSpan,
         *,
         streamed: bool,
     ) -> None:
+        usage = response.usage
+        span.ok(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            response_model=response.model_name,
+            finish_reasons=[response.finish_reason] if response.finish_reason else [],
+            output=response,
+        )
         if recorder is None:
             return
-        usage = response.usage
         recorder.record_model_call(
             self._call(
                 attempt,
@@ -318,3 +368,6 @@ class RetryingModel(WrapperModel):
         text = "".join(part.content for part in response.parts if isinstance(part, TextPart))
         if text:
             recorder.last_text = text
+
+
+_NO_TRACING = Tracing.disabled()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import os
 import time
 import uuid
 from collections.abc import AsyncIterable, Callable, Mapping
@@ -33,12 +34,15 @@ from keel.config.project import AgentSpec, Project, ResolvedModel
 from keel.errors import BadInput, ErrorCategory
 from keel.pricing import Pricer
 from keel.runtime.events import EventHandler, TextDelta
+from keel.runtime.history import run_record
 from keel.runtime.output import OutputValidator, expand_unclear, output_spec
 from keel.runtime.providers import ModelFactory
 from keel.runtime.recorder import RunRecorder, reset_recorder, set_recorder
 from keel.runtime.result import RunError, RunResult, RunStatus
 from keel.runtime.retry import RetryingModel, categorize
 from keel.runtime.tools import RunDeps, build_tools
+from keel.store import RecordWriter, SpanRecord, resolve_database_url, upgrade
+from keel.tracing import Tracing, agent_span
 
 RunInput = str | Mapping[str, Any] | list[Any]
 
@@ -60,18 +64,67 @@ class Runner:
         *,
         environ: Mapping[str, str] | None = None,
         model_factory: Callable[[ResolvedModel], Model] | None = None,
+        database_url: str | None = None,
     ) -> None:
+        """`database_url` overrides the project's storage URL (and KEEL_DATABASE_URL)."""
         self.project = project
+        env = os.environ if environ is None else environ
         self._own_factory = ModelFactory(environ) if model_factory is None else None
         self._model_factory: Callable[[ResolvedModel], Model] = model_factory or self._own_factory  # type: ignore[assignment]
         self._compiled: dict[str, CompiledAgent] = {}
         self.pricer = Pricer()
+        storage = project.config.storage
+        self.database_url: str | None = None
+        if storage.enabled:
+            self.database_url = database_url or resolve_database_url(storage.url, project.root, env)
+        self.writer: RecordWriter | None = None
+        key_vars = {m.api_key_env for a in project.agents.values() for m in (a.model, *a.fallback_models)}
+        self.tracing = Tracing.create(
+            project.config.tracing,
+            sink=self._store_span if self.database_url else None,
+            environ=env,
+            secret_env_vars=sorted(v for v in key_vars if v),
+        )
+        self._started = False
+        self._start_lock = asyncio.Lock()
 
-    async def aclose(self) -> None:
+    async def start(self) -> None:
+        """Create or migrate the database and start the background writer. Idempotent; `run`
+        calls it on first use."""
+        async with self._start_lock:
+            if self._started:
+                return
+            if self.database_url is not None:
+                storage = self.project.config.storage
+                await asyncio.to_thread(upgrade, self.database_url)
+                writer = RecordWriter(
+                    self.database_url, capacity=storage.buffer_size, flush_interval=storage.flush_interval
+                )
+                writer.start()
+                self.writer = writer
+            self._started = True
+
+    def _store_span(self, record: SpanRecord) -> bool:
+        writer = self.writer
+        return writer.submit(record) if writer is not None else False
+
+    async def flush(self, within: float = 10.0) -> bool:
+        """Wait until the runs and spans so far are written (or `within` seconds pass)."""
+        self.tracing.force_flush(within)
+        writer = self.writer
+        return True if writer is None else await asyncio.to_thread(writer.flush, within)
+
+    async def aclose(self, within: float = 10.0) -> None:
+        """Flush and stop: traces to their exporters, runs and spans to the database."""
+        await asyncio.to_thread(self.tracing.shutdown, within)
+        writer, self.writer = self.writer, None
+        if writer is not None:
+            await asyncio.to_thread(writer.close, within)
         if self._own_factory is not None:
             await self._own_factory.aclose()
 
     async def __aenter__(self) -> Runner:
+        await self.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -88,7 +141,7 @@ class Runner:
         chain: list[Model] = [
             RetryingModel(
                 self._model_factory(m),
-                label=m.label,
+                model=m,
                 options=cfg.retry_options,
                 price=functools.partial(self.pricer.cost, m),
             )
@@ -146,6 +199,8 @@ class Runner:
         metadata: Mapping[str, Any] | None = None,
     ) -> RunResult:
         """Run `agent` on `input` and return its result. Raises only for developer mistakes."""
+        if not self._started:
+            await self.start()
         compiled = self.compiled(agent)
         spec = compiled.spec
         run_id = run_id or uuid.uuid4().hex
@@ -155,46 +210,75 @@ class Runner:
             agent=spec.name,
             deadline=time.monotonic() + run_timeout if run_timeout is not None else None,
             on_event=on_event,
+            tracing=self.tracing,
         )
         deps = RunDeps(run_id, spec.name, session_id, user_id, dict(metadata or {}))
         started_at = datetime.now(UTC)
         status, output, error = RunStatus.SUCCEEDED, None, None
         token = set_recorder(recorder)
-        try:
-            prompt = _prompt(compiled, input)
-            output = await self._execute(compiled, prompt, deps, recorder, stream, run_timeout, cancel)
-        except _RunTimedOut:
-            status, error = RunStatus.TIMED_OUT, RunError(ErrorCategory.TIMED_OUT, _timed_out(run_timeout))
-        except _RunCancelled:
-            status, error = RunStatus.CANCELLED, RunError(ErrorCategory.CANCELLED, "the run was cancelled")
-        except Exception as exc:  # every failure of a run becomes its result, with a category
-            category, message = categorize(exc)
-            status, error = RunStatus.FAILED, RunError(category, message)
-        finally:
-            reset_recorder(token)
-        if status is not RunStatus.SUCCEEDED:
-            output = recorder.last_text or None  # keep what was produced so far
-        return RunResult(
-            run_id=run_id,
+        with agent_span(
+            self.tracing,
             agent=spec.name,
-            status=status,
-            output=output,
-            error=error,
-            started_at=started_at,
-            ended_at=datetime.now(UTC),
-            model_calls=recorder.model_calls,
-            tool_calls=recorder.tool_calls,
-            usage=recorder.usage,
-            config_hash=spec.config_hash,
+            run_id=run_id,
+            model=spec.model.label,
+            conversation_id=session_id,
             input=input,
-            trigger=trigger,
-            session_id=session_id,
-            user_id=user_id,
-            tenant_id=tenant_id,
-            parent_run_id=parent_run_id,
-            tags=tuple(tags),
-            metadata=dict(metadata or {}),
-        )
+        ) as span:
+            recorder.span = span
+            try:
+                prompt = _prompt(compiled, input)
+                output = await self._execute(compiled, prompt, deps, recorder, stream, run_timeout, cancel)
+            except _RunTimedOut:
+                status, error = (
+                    RunStatus.TIMED_OUT,
+                    RunError(ErrorCategory.TIMED_OUT, _timed_out(run_timeout)),
+                )
+            except _RunCancelled:
+                status, error = (
+                    RunStatus.CANCELLED,
+                    RunError(ErrorCategory.CANCELLED, "the run was cancelled"),
+                )
+            except Exception as exc:  # every failure of a run becomes its result, with a category
+                category, message = categorize(exc)
+                status, error = RunStatus.FAILED, RunError(category, message)
+            finally:
+                reset_recorder(token)
+            if status is not RunStatus.SUCCEEDED:
+                output = recorder.last_text or None  # keep what was produced so far
+            result = RunResult(
+                run_id=run_id,
+                agent=spec.name,
+                status=status,
+                output=output,
+                error=error,
+                started_at=started_at,
+                ended_at=datetime.now(UTC),
+                model_calls=recorder.model_calls,
+                tool_calls=recorder.tool_calls,
+                usage=recorder.usage,
+                config_hash=spec.config_hash,
+                input=input,
+                trigger=trigger,
+                session_id=session_id,
+                user_id=user_id,
+                tenant_id=tenant_id,
+                parent_run_id=parent_run_id,
+                tags=tuple(tags),
+                metadata=dict(metadata or {}),
+                trace_id=span.trace_id,
+            )
+            span.finish(
+                status.value,
+                error.category.value if error else None,
+                error.message if error else None,
+                output=output,
+                input_tokens=result.input_tokens,
+                output_tokens=result.output_tokens,
+                cost_usd=float(cost) if (cost := result.cost_usd) is not None else None,
+            )
+        if self.writer is not None:
+            self.writer.submit(run_record(result))
+        return result
 
     async def _execute(
         self,

@@ -28,6 +28,9 @@ from keel.runtime.events import ToolFinished, ToolStarted
 from keel.runtime.recorder import current_recorder
 from keel.runtime.result import ToolCall
 from keel.runtime.retry import backoff_delay
+from keel.tracing import Tracing, tool_span
+
+_NO_TRACING = Tracing.disabled()
 
 # Exceptions a tool raises on purpose to talk to the loop; they pass through untouched.
 _SIGNALS = (ModelRetry, ToolFailed, CallDeferred, ApprovalRequired)
@@ -115,16 +118,26 @@ class PolicyFunctionSchema(FunctionSchema):
             recorder.tool_calls.append(record)
             await recorder.emit(ToolStarted(record.call_id, name, record.args))
         t0 = time.perf_counter()
-        try:
-            result = await self._call_with_policy(args_dict, ctx, policy, record)
-            record.status = "ok"
-            return result
-        finally:
-            record.duration_ms = (time.perf_counter() - t0) * 1000
-            if recorder is not None:
-                await recorder.emit(
-                    ToolFinished(record.call_id, name, record.status, record.duration_ms, record.error)
+        tracing = recorder.tracing if recorder is not None else None
+        with tool_span(tracing or _NO_TRACING, name=name, call_id=record.call_id, args=args_dict) as span:
+            try:
+                result = await self._call_with_policy(args_dict, ctx, policy, record)
+                record.status = "ok"
+                span.ok(result, record.attempts)
+                return result
+            except BaseException as exc:
+                span.failed(
+                    "timeout" if record.status == "timeout" else "error",
+                    record.error or str(exc),
+                    record.attempts,
                 )
+                raise
+            finally:
+                record.duration_ms = (time.perf_counter() - t0) * 1000
+                if recorder is not None:
+                    await recorder.emit(
+                        ToolFinished(record.call_id, name, record.status, record.duration_ms, record.error)
+                    )
 
     async def _call_with_policy(
         self, args_dict: dict[str, Any], ctx: RunContext[Any], policy: ToolPolicy, record: ToolCall
