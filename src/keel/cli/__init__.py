@@ -20,12 +20,24 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from keel.errors import ConfigError, ConfigIssue, UsageError
+from keel.cli.common import (
+    EXIT_CONFIG,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_RUN_FAILED,
+    EXIT_USAGE,
+    ProjectOpt,
+    err,
+    load,
+    out,
+    print_issues,
+)
+from keel.cli.runs import db_app, runs_app
+from keel.errors import UsageError
 
-EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+__all__ = ["EXIT_CONFIG", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_RUN_FAILED", "EXIT_USAGE", "app", "main"]
 
 app = typer.Typer(
     name="keel",
@@ -34,13 +46,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
+app.add_typer(runs_app, name="runs")
+app.add_typer(db_app, name="db")
 
-ProjectOpt = Annotated[
-    Path,
-    typer.Option("--project", "-p", help="The project folder (holding keel.yaml).", envvar="KEEL_PROJECT"),
-]
 FakeLLMOpt = Annotated[
     bool,
     typer.Option(
@@ -49,22 +57,6 @@ FakeLLMOpt = Annotated[
         "(skipped when KEEL_LLM_BASE_URL is already set).",
     ),
 ]
-
-
-def _print_issues(issues: list[ConfigIssue]) -> None:
-    for issue in issues:
-        err.print(f"[bold red]error[/] {issue}", highlight=False, soft_wrap=True)
-    err.print(f"{len(issues)} configuration error{'s' if len(issues) != 1 else ''}", style="red")
-
-
-def _load(project: Path) -> Any:
-    from keel.config import load_project
-
-    try:
-        return load_project(project)
-    except ConfigError as exc:
-        _print_issues(exc.issues)
-        raise typer.Exit(EXIT_CONFIG) from None
 
 
 @contextmanager
@@ -130,7 +122,7 @@ def run(
             return await runner.run(agent, payload, stream=stream, on_event=show, trigger="cli")
 
     with _maybe_fake_llm(with_fake_llm, project):
-        loaded = _load(project)
+        loaded = load(project)
         try:
             result = asyncio.run(go(loaded))
         except UsageError as exc:
@@ -157,7 +149,7 @@ def check(project: Annotated[Path, typer.Argument(help="The project folder.")] =
 
     issues = check_project(project)
     if issues:
-        _print_issues(issues)
+        print_issues(issues)
         raise typer.Exit(EXIT_RUN_FAILED)
     out.print(f"[green]ok[/] {project}")
 
@@ -165,7 +157,7 @@ def check(project: Annotated[Path, typer.Argument(help="The project folder.")] =
 @app.command()
 def agents(project: ProjectOpt = Path(".")) -> None:
     """List the project's agents."""
-    loaded = _load(project)
+    loaded = load(project)
     table = Table("agent", "model", "fallbacks", "tools", "description")
     for spec in loaded.agents.values():
         table.add_row(
@@ -214,7 +206,7 @@ def serve(
     from keel.api.app import create_app
 
     with _maybe_fake_llm(with_fake_llm, project):
-        loaded = _load(project)
+        loaded = load(project)
         server_cfg = loaded.config.server
         uvicorn.run(
             create_app(loaded), host=host or server_cfg.host, port=port or server_cfg.port, log_level="info"
