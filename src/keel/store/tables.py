@@ -1,0 +1,144 @@
+"""The store's tables (SQLAlchemy Core). Alembic migrations create them; this module mirrors them.
+
+`tests/store/test_migrations.py` compares this metadata with a migrated database on both backends,
+so a change here without a migration (or the reverse) fails the suite.
+
+Layout, and why:
+- `runs`: one row per RunRecord. JSON for input, output and metadata; `tools_called` and
+  `tool_failures` keep the record's exact call order as JSON lists.
+- `run_usage`: one row per (run, position) of `RunRecord.usage`, for totals by model.
+- `run_tags`: one row per (run, position) of `RunRecord.tags`, indexed by tag for tag filters.
+- `run_tools`: per run and tool, calls and failures: the aggregate behind tool failure rates.
+- `spans`: finished spans, keyed by (trace_id, span_id); no foreign key to `runs`, since spans
+  usually arrive before their run has ended.
+Child tables of `runs` cascade on delete so retention can delete runs alone.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+
+from keel.store.types import JsonDocument, Money, UtcDateTime
+
+# Lengths also bound what an index entry can hold on PostgreSQL; the codec checks them first so
+# both backends reject the same oversized values.
+ID_LENGTH = 128
+NAME_LENGTH = 256
+SHORT_LENGTH = 32
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(ID_LENGTH), primary_key=True),
+    Column("agent", String(NAME_LENGTH), nullable=False),
+    Column("config_hash", String(NAME_LENGTH), nullable=False),
+    Column("status", String(SHORT_LENGTH), nullable=False),
+    Column("trigger", String(SHORT_LENGTH), nullable=False),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("ended_at", UtcDateTime(), nullable=False),
+    Column("duration_ms", Float(), nullable=False),
+    Column("input", JsonDocument, nullable=True),
+    Column("output", JsonDocument, nullable=True),
+    Column("error_category", String(SHORT_LENGTH * 2), nullable=True),
+    Column("error_message", Text(), nullable=True),
+    Column("model_requests", Integer(), nullable=False),
+    Column("tool_calls", Integer(), nullable=False),
+    Column("retries", Integer(), nullable=False),
+    Column("input_tokens", BigInteger(), nullable=False),
+    Column("output_tokens", BigInteger(), nullable=False),
+    Column("cost_usd", Money(), nullable=True),
+    Column("tools_called", JsonDocument, nullable=False),
+    Column("tool_failures", JsonDocument, nullable=False),
+    Column("prompt_version", String(NAME_LENGTH), nullable=True),
+    Column("session_id", String(NAME_LENGTH), nullable=True),
+    Column("user_id", String(NAME_LENGTH), nullable=True),
+    Column("tenant_id", String(NAME_LENGTH), nullable=True),
+    Column("parent_run_id", String(ID_LENGTH), nullable=True),
+    Column("trace_id", String(SHORT_LENGTH * 2), nullable=True),
+    Column("metadata", JsonDocument, nullable=False),
+    # Newest-first listing and its cursor: (started_at, id) is the sort key.
+    Index("ix_runs_started_at_id", "started_at", "id"),
+    Index("ix_runs_agent_started_at", "agent", "started_at"),
+    Index("ix_runs_tenant_id_started_at", "tenant_id", "started_at"),
+    Index("ix_runs_user_id_started_at", "user_id", "started_at"),
+    Index("ix_runs_session_id_started_at", "session_id", "started_at"),
+    Index("ix_runs_error_category_started_at", "error_category", "started_at"),
+    Index("ix_runs_trace_id", "trace_id"),
+)
+
+run_usage = Table(
+    "run_usage",
+    metadata,
+    Column("run_id", String(ID_LENGTH), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("position", Integer(), nullable=False),
+    Column("model", String(NAME_LENGTH), nullable=False),
+    Column("requests", Integer(), nullable=False),
+    Column("input_tokens", BigInteger(), nullable=False),
+    Column("output_tokens", BigInteger(), nullable=False),
+    Column("cost_usd", Money(), nullable=True),
+    PrimaryKeyConstraint("run_id", "position"),
+    Index("ix_run_usage_model", "model"),
+)
+
+run_tags = Table(
+    "run_tags",
+    metadata,
+    Column("run_id", String(ID_LENGTH), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("position", Integer(), nullable=False),
+    Column("tag", String(NAME_LENGTH), nullable=False),
+    PrimaryKeyConstraint("run_id", "position"),
+    Index("ix_run_tags_tag_run_id", "tag", "run_id"),
+)
+
+run_tools = Table(
+    "run_tools",
+    metadata,
+    Column("run_id", String(ID_LENGTH), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("tool", String(NAME_LENGTH), nullable=False),
+    Column("calls", Integer(), nullable=False),
+    Column("failures", Integer(), nullable=False),
+    PrimaryKeyConstraint("run_id", "tool"),
+)
+
+spans = Table(
+    "spans",
+    metadata,
+    Column("trace_id", String(SHORT_LENGTH * 2), nullable=False),
+    Column("span_id", String(SHORT_LENGTH), nullable=False),
+    Column("parent_span_id", String(SHORT_LENGTH), nullable=True),
+    Column("run_id", String(ID_LENGTH), nullable=True),
+    Column("name", Text(), nullable=False),
+    Column("kind", String(SHORT_LENGTH), nullable=False),
+    Column("start_time", UtcDateTime(), nullable=False),
+    Column("end_time", UtcDateTime(), nullable=False),
+    Column("status", String(SHORT_LENGTH), nullable=False),
+    Column("status_message", Text(), nullable=True),
+    Column("attributes", JsonDocument, nullable=False),
+    Column("events", JsonDocument, nullable=False),
+    PrimaryKeyConstraint("trace_id", "span_id"),
+    Index("ix_spans_run_id_start_time", "run_id", "start_time"),
+    Index("ix_spans_trace_id_start_time", "trace_id", "start_time"),
+)
+
+RUN_CHILD_TABLES = (run_usage, run_tags, run_tools)

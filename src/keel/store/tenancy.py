@@ -1,0 +1,42 @@
+"""Tenant scoping: the one place that knows which rows belong to a tenant.
+
+Every query over a tenant-owned table goes through `scope_to_tenant`, so when the gateway makes
+the tenant mandatory, only this module and the query signatures change. Ownership:
+- `runs`: its `tenant_id` column.
+- `run_usage`, `run_tags`, `run_tools`: the run they belong to.
+- `spans`: a span carries no tenant; it belongs to a tenant's run with its `run_id`, or with its
+  trace (spans other than the run's root often carry only the trace id).
+A table not listed here is refused, so a new table cannot be queried unscoped by accident.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, Select, Table, exists, or_, select
+
+from keel.store.tables import RUN_CHILD_TABLES, runs, spans
+
+SelectT = TypeVar("SelectT", bound=Select[Any])
+
+
+def tenant_condition(table: Table, tenant_id: str) -> ColumnElement[bool]:
+    """The WHERE condition that keeps only `tenant_id`'s rows of `table`."""
+    if table is runs:
+        return runs.c.tenant_id == tenant_id
+    if any(table is child for child in RUN_CHILD_TABLES):
+        return table.c.run_id.in_(select(runs.c.id).where(runs.c.tenant_id == tenant_id))
+    if table is spans:
+        owner = runs.alias("span_owner")
+        return exists().where(
+            owner.c.tenant_id == tenant_id,
+            or_(owner.c.id == spans.c.run_id, owner.c.trace_id == spans.c.trace_id),
+        )
+    raise ValueError(f"table {table.name!r} has no tenant rule in keel.store.tenancy")
+
+
+def scope_to_tenant(statement: SelectT, table: Table, tenant_id: str | None) -> SelectT:
+    """`statement` restricted to `tenant_id`'s rows of `table`; unchanged when tenant_id is None."""
+    if tenant_id is None:
+        return statement
+    return statement.where(tenant_condition(table, tenant_id))
