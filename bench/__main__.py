@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from bench import loop_overhead
+from bench import history_overhead, loop_overhead
 
 
 def main() -> int:
     failures = 0
-    for name, bench in [("loop_overhead", loop_overhead.main)]:
+    for name, bench in [("loop_overhead", loop_overhead.main), ("history_overhead", history_overhead.main)]:
         print(f"== {name}")
         failures += bench([]) != 0
     return 1 if failures else 0
