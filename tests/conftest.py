@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -32,6 +31,7 @@ from sqlalchemy.engine import make_url
 
 from keel.store import upgrade
 from keel.store.urls import mask_url
+from tests.databases import PostgresServer
 
 POSTGRES_ENV = "KEEL_TEST_POSTGRES_URL"
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -41,46 +41,6 @@ _POSTGRES_SKIPPED = pytest.StashKey[str]()
 
 def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
-
-
-@dataclass
-class PostgresServer:
-    """The session's PostgreSQL test database and the admin operations tests need on it."""
-
-    admin_url: str  # a database on the same server to connect to while the test one is reset
-    url: str  # Keel URL of the test database
-    database: str
-
-    def connect(self, *, admin: bool = False) -> psycopg.Connection[tuple[object, ...]]:
-        """An autocommit connection to the test database (or to the admin database)."""
-        return psycopg.connect(self.admin_url if admin else self.url, autocommit=True, connect_timeout=5)
-
-    def terminate_connections(self) -> int:
-        """Kill every other connection to the test database, as a crashed server or DBA would."""
-        with self.connect(admin=True) as connection:
-            rows = connection.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                (self.database,),
-            ).fetchall()
-        return len(rows)
-
-    def allow_connections(self, allowed: bool) -> None:
-        """Let new connections in, or refuse them (existing ones are unaffected; kill them too)."""
-        with self.connect(admin=True) as connection:
-            connection.execute(
-                sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS {}").format(
-                    sql.Identifier(self.database), sql.SQL("true" if allowed else "false")
-                )
-            )
-
-    def reset(self) -> None:
-        """Empty the test database: drop and recreate the public schema."""
-        self.allow_connections(True)
-        self.terminate_connections()
-        with self.connect() as connection:
-            connection.execute("SET lock_timeout = '10s'")
-            connection.execute("DROP SCHEMA IF EXISTS public CASCADE")
-            connection.execute("CREATE SCHEMA public")
 
 
 def pytest_configure(config: pytest.Config) -> None:

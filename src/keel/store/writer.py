@@ -129,6 +129,7 @@ class RecordWriter:
         self._last_error: str | None = None
         self._available = True
         self._failure_streak = 0  # consecutive failed batch attempts (writer thread only)
+        self._abandoned = 0  # accepted records given up on when the writer stopped
 
     # -- public API -------------------------------------------------------------------------------
 
@@ -191,7 +192,8 @@ class RecordWriter:
             self._abandon_pending()
         if self._engine is not None:
             self._engine.dispose()
-        return flushed
+        with self._lock:
+            return flushed and self._abandoned == 0
 
     def stats(self) -> WriterStats:
         """A consistent snapshot of the counters."""
@@ -219,16 +221,17 @@ class RecordWriter:
                 else:
                     self._wake.wait(self._flush_interval)
                     self._wake.clear()
-                if self._drain():
-                    continue
+                try:
+                    if self._drain():
+                        continue
+                except Exception:  # a bug, not a database error (those are handled in _write)
+                    log.exception("keel store: unexpected error in the writer; retrying")
+                    self._failure_streak += 1
                 # The delay grows with consecutive failed batches; any committed batch resets it.
                 # Jitter keeps several processes from retrying a recovering server in lockstep.
                 delay = min(BACKOFF_INITIAL * 2 ** (self._failure_streak - 1), BACKOFF_MAX)
                 if self._stop.wait(delay * random.uniform(0.8, 1.0)):
                     break
-        except BaseException:  # pragma: no cover - a bug; keep the records countable, then report
-            log.exception("keel store: the writer thread failed")
-            raise
         finally:
             self._abandon_pending()
 
@@ -334,6 +337,7 @@ class RecordWriter:
             abandoned = len(self._buffer)
             self._buffer.clear()
             self._dropped += abandoned
+            self._abandoned += abandoned
             self._finished += abandoned
             self._progress.notify_all()
         if abandoned:

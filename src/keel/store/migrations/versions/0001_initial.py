@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2025-01-01
+Create Date: 2026-11-22
 
 Types are spelled out here rather than imported from keel.store.types, so this revision keeps
 creating the same schema whatever later code does: timestamps are timestamptz on PostgreSQL and
