@@ -12,6 +12,7 @@ Alembic for its own tables in the same database does not collide with Keel.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,11 +53,37 @@ def head_revision() -> str:
     return head
 
 
-def upgrade(url: str) -> None:
+def upgrade(url: str, *, lock_wait: float = 60.0) -> None:
     """Create or upgrade Keel's tables in the database at `url`. Idempotent; concurrency-safe.
+
+    Several processes may start at once: on Postgres they queue on an advisory lock; on SQLite
+    they take `BEGIN IMMEDIATE`, and since SQLite can answer "database is locked" at once (without
+    waiting its busy timeout, e.g. while another connection switches the file to WAL), a locked
+    upgrade is tried again, with backoff, for up to `lock_wait` seconds. Migrations are idempotent,
+    so a retry is safe.
 
     Raises UsageError (with the password masked) if the database cannot be reached or migrated.
     """
+    deadline = time.monotonic() + lock_wait
+    delay = 0.05
+    while True:
+        try:
+            _upgrade_once(url)
+            return
+        except _Locked as locked:
+            if time.monotonic() + delay > deadline:
+                raise UsageError(
+                    f"cannot migrate the database at {mask_url(url)}: still locked after {lock_wait:g}s: {locked}"
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+class _Locked(Exception):
+    """SQLite said the database is locked: another process is writing or migrating it."""
+
+
+def _upgrade_once(url: str) -> None:
     from alembic import command
 
     parse_url(url)
@@ -69,9 +96,10 @@ def upgrade(url: str) -> None:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
     except DBAPIError as exc:
-        raise UsageError(
-            f"cannot migrate the database at {mask_url(url)}: {describe_error(exc, url)}"
-        ) from None
+        message = describe_error(exc, url)
+        if engine.dialect.name == "sqlite" and "database is locked" in str(exc.orig):
+            raise _Locked(message) from None
+        raise UsageError(f"cannot migrate the database at {mask_url(url)}: {message}") from None
     finally:
         engine.dispose()
 

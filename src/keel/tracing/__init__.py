@@ -1,6 +1,6 @@
 """OpenTelemetry tracing of runs, per the GenAI semantic conventions.
 
-    tracing = Tracing.create(project.config.tracing, sink=store.write_span)
+    tracing = Tracing.create(project.config.tracing, sink=writer.submit)
     with agent_span(tracing, agent="inbox", run_id=run_id, model="openai:gpt-4o-mini",
                     conversation_id=None, input=input) as run:
         with chat_span(tracing, provider="openai", model="gpt-4o-mini", attempt=1,

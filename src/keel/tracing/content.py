@@ -18,6 +18,7 @@ work is bounded: strings past what the cut would keep are not scanned.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
@@ -36,7 +37,7 @@ DEFAULT_MAX_MESSAGE_CHARS = 2048
 _MARGIN = 1024
 _MAX_DEPTH = 32
 _MIN_SECRET = 6  # nothing shorter can hold a secret or personal data the patterns recognise
-_CACHE_ENTRIES = 1024
+_CACHE_ENTRIES = 512
 _CACHED_CHARS = 4096
 _MESSAGE_ENTRIES = 256
 _SECRET_MASK = redact.MASK.format("secret")
@@ -45,7 +46,17 @@ _SECRET_MASK = redact.MASK.format("secret")
 class ContentCapture:
     """The content policy of one `Tracing`: renders, masks and cuts what goes into span attributes."""
 
-    __slots__ = ("_cache", "_keys", "_messages", "_pii", "_values", "max_chars", "max_message_chars", "mode")
+    __slots__ = (
+        "_cache",
+        "_json_values",
+        "_keys",
+        "_messages",
+        "_pii",
+        "_values",
+        "max_chars",
+        "max_message_chars",
+        "mode",
+    )
 
     def __init__(
         self,
@@ -61,12 +72,14 @@ class ContentCapture:
         self.max_chars = max_chars
         self.max_message_chars = max_message_chars
         self._values = redact.secret_values(secret_values)
+        # The values as they appear inside JSON strings too, for the check of JSON text.
+        self._json_values = tuple({*self._values, *(_dumps(v)[1:-1] for v in self._values)})
         self._pii = mode == "redacted"
         # Masked forms of recent strings: a run's message history is captured again at each model
         # request, and dict keys repeat, so most strings were masked before.
         self._cache: dict[str, str] = {}
         self._keys: dict[str, tuple[str, bool]] = {}  # mapping key -> (masked key, names a secret)
-        self._messages: dict[int, tuple[object, str]] = {}  # id -> (message, masked JSON)
+        self._messages: dict[int, tuple[weakref.ref[object], str]] = {}  # id -> (message, masked JSON)
 
     @property
     def enabled(self) -> bool:
@@ -105,8 +118,10 @@ class ContentCapture:
         """`value` as a masked, cut JSON string, or None when content is off."""
         if self.mode == "off":
             return None
-        budget = [self.max_chars + _MARGIN]
-        return _truncate(_dumps(self._tree(_jsonable(value), budget, 0)), self.max_chars)
+        try:
+            return _truncate(self._masked_json(_jsonable(value)), self.max_chars)
+        except Exception as exc:  # capturing must never break a run
+            return _not_captured(exc)
 
     def messages(self, value: object, role: str) -> str | None:
         """`value` in the GenAI conventions' message format (`gen_ai.input.messages` /
@@ -118,11 +133,22 @@ class ContentCapture:
         """
         if self.mode == "off":
             return None
+        try:
+            return self._messages_json(value, role)
+        except Exception as exc:  # capturing must never break a run
+            return _not_captured(exc)
+
+    def _messages_json(self, value: object, role: str) -> str:
         messages = message_list(value)
         if messages is None:
-            masked = self._tree(_jsonable(value), [self.max_chars + _MARGIN], 0)
-            text = masked if type(masked) is str else _dumps(masked)
-            return _truncate(_dumps([{"role": role, "parts": [{"type": "text", "content": text}]}]), self.max_chars)
+            data = _jsonable(value)
+            if type(data) is str:
+                text = self._string(data, [self.max_chars + _MARGIN])
+            else:
+                text = self._masked_json(data)
+            return _truncate(
+                _dumps([{"role": role, "parts": [{"type": "text", "content": text}]}]), self.max_chars
+            )
         pieces: list[str] = []
         total = 0
         for message in messages:
@@ -136,19 +162,37 @@ class ContentCapture:
 
     def _message_json(self, message: object) -> str:
         """One message's masked GenAI JSON, without the enclosing brackets (one pydantic-ai
-        message may be several GenAI messages). Cached per pydantic-ai message object."""
+        message may be several GenAI messages). Cached per pydantic-ai message object, held by a
+        weak reference: the cache keeps at most the masked JSON alive, never the message."""
         cacheable = type(message) is not dict
         if cacheable:
             entry = self._messages.get(id(message))
-            if entry is not None and entry[0] is message:
+            if entry is not None and entry[0]() is message:
                 return entry[1]
-        masked = self._tree(_jsonable(to_genai(message)), [self.max_chars + _MARGIN], 0)
-        piece = _dumps(masked)[1:-1]
+        piece = self._masked_json(_jsonable(to_genai(message)))[1:-1]
         if cacheable:
+            try:
+                reference = weakref.ref(message)
+            except TypeError:  # not weakly referenceable: not cached
+                return piece
             if len(self._messages) >= _MESSAGE_ENTRIES:
                 self._messages.clear()
-            self._messages[id(message)] = (message, piece)  # the reference keeps the id unique
+            self._messages[id(message)] = (reference, piece)
         return piece
+
+    def _masked_json(self, data: Any) -> str:
+        """Compact JSON of JSON-friendly `data`, masked, not yet cut.
+
+        In `on` mode the JSON text is checked first, with substring tests only: when it cannot
+        hold a secret it is used as it is, and the walk over the data's strings, most of the
+        cost of capture, is skipped. Only the part the cut keeps (plus the margin) is checked.
+        In `redacted` mode the data is always walked: JSON usually holds digits, so the text
+        would rarely pass a check for personal data, and checking first would cost twice."""
+        if not self._pii:
+            text = _dumps(data)
+            if not redact.may_hold_secret(text[: self.max_chars + _MARGIN], self._json_values):
+                return text
+        return _dumps(self._tree(data, [self.max_chars + _MARGIN], 0))
 
     def _tree(self, value: Any, budget: list[int], depth: int) -> Any:
         """Mask the strings of JSON-friendly `value` (exact dicts, lists, strings, numbers: the
@@ -215,6 +259,8 @@ class ContentCapture:
             text = str(value)
             masked = self.scrub(text)  # a card or phone number held as a number
             return value if masked == text else masked
+        if isinstance(value, str):  # not expected after `_jsonable`; never let a string through unmasked
+            return self._string(str(value), budget)
         return value
 
 
@@ -238,8 +284,9 @@ def _fallback(value: Any) -> str:
 
 def _jsonable(value: object) -> Any:
     """JSON-friendly data (dicts, lists, str, numbers, bools, None) from any value."""
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value  # exact types only: a str subclass goes through pydantic-core and comes out a str
     if isinstance(value, Mapping) and not value:
         return {}
     try:
@@ -252,6 +299,10 @@ def _dumps(value: Any) -> str:
     """Compact JSON of JSON-friendly `value` (pydantic-core's serialiser: several times faster
     than `json.dumps` on small values)."""
     return pydantic_core.to_json(value, fallback=_fallback, inf_nan_mode="strings").decode("utf-8", "replace")
+
+
+def _not_captured(exc: Exception) -> str:
+    return f"<not captured: {type(exc).__name__}>"
 
 
 def _truncate(text: str, limit: int) -> str:

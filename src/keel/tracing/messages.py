@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 
 @cache
@@ -33,6 +33,7 @@ def _settings(binary: bool) -> Any:
         tracer_provider=NoOpTracerProvider(),
         meter_provider=NoOpMeterProvider(),
         include_binary_content=binary,
+        version=6,  # tool results as role "tool", the role the conventions pair with tool_call_response
     )
 
 
@@ -62,7 +63,9 @@ def _holds_no_file(message: Any) -> bool:
         name = type(part).__name__
         if name in _PLAIN_RESPONSE_PARTS or name == "SystemPromptPart":
             continue
-        if name in ("UserPromptPart", "ToolReturnPart", "RetryPromptPart") and _plain_value(part.content, budget):
+        if name in ("UserPromptPart", "ToolReturnPart", "RetryPromptPart") and _plain_value(
+            part.content, budget
+        ):
             continue
         return False
     return True
@@ -83,13 +86,18 @@ def is_model_message(value: object) -> bool:
 def message_list(value: object) -> list[object] | None:
     """The messages `value` holds: a pydantic-ai message, a sequence of them, or a sequence of
     dicts with a `role` (GenAI messages already). None when `value` is not messages."""
-    if is_model_message(value):
-        return [value]
-    if isinstance(value, Sequence) and not isinstance(value, str | bytes) and value:
-        if all(is_model_message(item) for item in value):
-            return list(value)
-        if all(isinstance(item, dict) and "role" in item for item in value):
-            return list(value)
+    kind = type(value)
+    if kind is not list and kind is not tuple:  # the usual case first, without ABC checks
+        if is_model_message(value):
+            return [value]
+        if kind is str or kind is dict or not isinstance(value, Sequence) or isinstance(value, str | bytes):
+            return None
+    items = cast(Sequence[object], value)
+    if items:
+        if all(is_model_message(item) for item in items):
+            return list(items)
+        if all(isinstance(item, dict) and "role" in item for item in items):
+            return list(items)
     return None
 
 

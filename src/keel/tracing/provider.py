@@ -121,6 +121,9 @@ class Tracing:
             )
             provider.add_span_processor(BatchSpanProcessor(exporter, meter_provider=NoOpMeterProvider()))
         tracer = provider.get_tracer(INSTRUMENTATION_SCOPE, _keel_version())
+        if isinstance(tracer, NoOpTracer):  # OTEL_SDK_DISABLED=true: honour it, at no cost
+            provider.shutdown()
+            return cls.disabled()
         return cls(
             tracer=tracer,
             capture=capture,

@@ -25,67 +25,73 @@ from collections.abc import Iterable
 MASK = "[REDACTED:{}]"
 _DIGITS = "0123456789"
 
-# (anchors: substrings one of which must occur, kind, pattern starting with the anchor). The
-# boundary checks are lookbehinds placed after the literal, so the engine's fast literal search
-# is kept.
-_KEY_PATTERNS: tuple[tuple[tuple[str, ...], str, re.Pattern[str]], ...] = tuple(
-    (anchors, kind, re.compile(pattern))
-    for anchors, kind, pattern in (
+# (gate, anchors, kind, pattern): the pattern runs only when the single-character `gate` (a
+# memchr-speed test) and then one of the `anchors` occur. Each pattern starts with its anchor,
+# and its boundary check is a lookbehind placed after the literal, so the engine's fast literal
+# search is kept.
+_KEY_PATTERNS: tuple[tuple[str, tuple[str, ...], str, re.Pattern[str]], ...] = tuple(
+    (gate, anchors, kind, re.compile(pattern))
+    for gate, anchors, kind, pattern in (
         (
+            "-",
             ("-----BEGIN",),
             "private_key",
             r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----(?s:.*?-----END[A-Z0-9 ]*PRIVATE KEY-----|.*)",
         ),
-        (("eyJ",), "jwt", r"eyJ(?<![A-Za-z0-9]eyJ)[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*)?"),
-        (("sk-",), "api_key", r"sk-(?<![A-Za-z0-9]sk-)[A-Za-z0-9_-]{16,}"),
-        (("AKIA", "ASIA"), "api_key", r"A[KS]IA(?<![A-Za-z0-9]A[KS]IA)[0-9A-Z]{16}(?![0-9A-Za-z])"),
-        (("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), "api_key", r"gh[pousr]_(?<![A-Za-z0-9]gh._)[A-Za-z0-9]{20,}"),
-        (("github_pat_",), "api_key", r"github_pat_[A-Za-z0-9_]{20,}"),
-        (("xox",), "api_key", r"xox[abeprs]-[A-Za-z0-9-]{10,}"),
-        (("AIza",), "api_key", r"AIza[0-9A-Za-z_-]{30,}"),
-        (("_live_", "_test_"), "api_key", r"[rsp]k_(?:live|test)_[A-Za-z0-9]{16,}"),
+        (
+            ".",
+            ("eyJ",),
+            "jwt",
+            r"eyJ(?<![A-Za-z0-9]eyJ)[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*)?",
+        ),
+        ("-", ("sk-",), "api_key", r"sk-(?<![A-Za-z0-9]sk-)[A-Za-z0-9_-]{16,}"),
+        ("A", ("AKIA", "ASIA"), "api_key", r"A[KS]IA(?<![A-Za-z0-9]A[KS]IA)[0-9A-Z]{16}(?![0-9A-Za-z])"),
+        (
+            "_",
+            ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+            "api_key",
+            r"gh[pousr]_(?<![A-Za-z0-9]gh._)[A-Za-z0-9]{20,}",
+        ),
+        ("_", ("github_pat_",), "api_key", r"github_pat_[A-Za-z0-9_]{20,}"),
+        ("-", ("xox",), "api_key", r"xox[abeprs]-[A-Za-z0-9-]{10,}"),
+        ("A", ("AIza",), "api_key", r"AIza[0-9A-Za-z_-]{30,}"),
+        ("_", ("_live_", "_test_"), "api_key", r"[rsp]k_(?:live|test)_[A-Za-z0-9]{16,}"),
     )
 )
 
-# Keywords (lower case) after which a value is a credential: `Bearer <token>`, `password: <value>`.
-_SCHEMES = ("bearer", "basic")
-_SCHEME_VALUE = re.compile(r"[ \t]+([A-Za-z0-9._~+/=-]{8,})")
-_KEYWORDS = (
-    "api_key",
-    "api-key",
-    "apikey",
-    "api key",
-    "secret",
-    "password",
-    "passwd",
-    "pwd",
-    "token",
-    "access_key",
-    "access-key",
-    "private_key",
-    "private-key",
-    "credential",
-    "credentials",
-)
-_KEYWORD_VALUE = re.compile(
+# Credentials after a keyword: `Bearer <token>`, `password: <value>`. Anchors are searched in the
+# lower-cased text; the pattern then matches, case-insensitively, at the anchor.
+_SCHEME_ANCHORS = ("bearer", "basic")
+# A credential has a digit or a symbol: "basic question" is English, not a Basic credential.
+_SCHEME = re.compile(r"(?i:bearer|basic)[ \t]+((?=[A-Za-z]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{8,})")
+_KEYWORD_ANCHORS = ("api", "secret", "passw", "pwd", "token", "access", "private", "credential")
+_KEYWORD = re.compile(
+    r"(?i:api[_ -]?key|secret|passw(?:or)?d|pwd|token|access[_-]?key|private[_-]?key|credentials?)"
     r"(?:[_-](?:key|token|value|id))?[\"']?[ \t]*[:=][ \t]*[\"']?([^\s\"',;&)}\]]{3,})"
 )
 
 
-def _spans_after(
-    text: str, words: Iterable[str], tail: re.Pattern[str], kind: str, edits: list[tuple[int, int, str]]
-) -> None:
-    """Where one of `words` (case-insensitive) is followed by `tail`, mask `tail`'s group 1."""
+def _lowered(text: str) -> str:
+    """`text` lower-cased with its indices kept (a few non-ASCII letters lengthen when lowered)."""
     lower = text.lower()
-    if len(lower) != len(text):  # a few non-ASCII letters change length when lowered
+    if len(lower) != len(text):
         lower = "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
-    for word in words:
-        start = lower.find(word)
+    return lower
+
+
+def _masked_after(
+    text: str, lower: str, anchors: tuple[str, ...], pattern: re.Pattern[str], kind: str
+) -> list[tuple[int, int, str]]:
+    """Edits masking group 1 of `pattern` wherever it matches at one of `anchors`."""
+    edits: list[tuple[int, int, str]] = []
+    for anchor in anchors:
+        start = lower.find(anchor)
         while start != -1:
-            match = tail.match(text, start + len(word))
+            match = pattern.match(text, start)
             if match is not None:
                 edits.append((match.start(1), match.end(1), MASK.format(kind)))
-            start = lower.find(word, start + 1)
+            start = lower.find(anchor, start + 1)
+    return edits
 
 
 def _apply(text: str, edits: list[tuple[int, int, str]]) -> str:
@@ -109,20 +115,73 @@ def _apply(text: str, edits: list[tuple[int, int, str]]) -> str:
 
 def redact_secrets(text: str, values: tuple[str, ...] = ()) -> str:
     """`text` with every secret masked: the known patterns, and each string of `values` exactly."""
+    if not may_hold_secret(text, values):
+        return text
     for value in values:
         if value in text:
             text = text.replace(value, MASK.format("secret"))
-    for anchors, kind, pattern in _KEY_PATTERNS:
-        for anchor in anchors:
-            if anchor in text:
-                text = pattern.sub(MASK.format(kind), text)
-                break
-    if ":" in text or "=" in text or " " in text:
-        edits: list[tuple[int, int, str]] = []
-        _spans_after(text, _SCHEMES, _SCHEME_VALUE, "token", edits)
-        _spans_after(text, _KEYWORDS, _KEYWORD_VALUE, "secret", edits)
+    gates: dict[str, bool] = {}
+    for gate, anchors, kind, pattern in _KEY_PATTERNS:
+        present = gates.get(gate)
+        if present is None:
+            present = gates[gate] = gate in text
+        if present and any(anchor in text for anchor in anchors):
+            text = pattern.sub(MASK.format(kind), text)
+    keyed = ":" in text or "=" in text
+    if keyed or " " in text:
+        lower = _lowered(text)
+        edits = _masked_after(text, lower, _SCHEME_ANCHORS, _SCHEME, "token")
+        if keyed:
+            edits += _masked_after(text, lower, _KEYWORD_ANCHORS, _KEYWORD, "secret")
         text = _apply(text, edits)
     return text
+
+
+# Lower-case words found in every key name `sensitive_key` matches.
+_KEY_NAME_ANCHORS = (
+    "api",
+    "secret",
+    "passw",
+    "pwd",
+    "token",
+    "access",
+    "private",
+    "auth",
+    "cookie",
+    "credential",
+)
+
+
+def _by_gate() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    groups: dict[str, list[str]] = {}
+    for gate, anchors, _, _ in _KEY_PATTERNS:
+        groups.setdefault(gate, []).extend(a for a in anchors if a not in groups.get(gate, []))
+    return tuple((gate, tuple(anchors)) for gate, anchors in groups.items())
+
+
+_GATED_ANCHORS = _by_gate()
+_KEYED_ANCHORS = tuple(dict.fromkeys((*_SCHEME_ANCHORS, *_KEYWORD_ANCHORS, *_KEY_NAME_ANCHORS)))
+
+
+def may_hold_secret(text: str, values: tuple[str, ...] = ()) -> bool:
+    """Whether `text` may hold a secret `redact_secrets` would mask, or (in JSON text) a mapping
+    key `sensitive_key` would flag: a cheap superset test of substrings, no regex. False means
+    the text can be used as it is."""
+    for value in values:
+        if value in text:
+            return True
+    for gate, anchors in _GATED_ANCHORS:
+        if gate in text:
+            for anchor in anchors:
+                if anchor in text:
+                    return True
+    keyed = ":" in text or "=" in text  # keywords and key names need one; schemes a space
+    if keyed or " " in text:
+        lower = text.lower()
+        for word in _KEYED_ANCHORS if keyed else _SCHEME_ANCHORS:
+            if word in lower:
+                return True
+    return False
 
 
 # --- personal data ----------------------------------------------------------------------------------
@@ -199,14 +258,18 @@ def _numbers(text: str, edits: list[tuple[int, int, str]]) -> None:
                 edits.append((match.start(), match.end(), MASK.format(kind)))
 
 
-def redact_pii(text: str) -> str:
-    """`text` with emails, phone numbers, card numbers, IBANs and IPv4 addresses masked."""
+def _pii_edits(text: str) -> list[tuple[int, int, str]]:
     edits: list[tuple[int, int, str]] = []
     if "@" in text:
         _emails(text, edits)
     if any(digit in text for digit in _DIGITS):
         _numbers(text, edits)
-    return _apply(text, edits)
+    return edits
+
+
+def redact_pii(text: str) -> str:
+    """`text` with emails, phone numbers, card numbers, IBANs and IPv4 addresses masked."""
+    return _apply(text, _pii_edits(text))
 
 
 def secret_values(values: Iterable[str | None]) -> tuple[str, ...]:
@@ -218,20 +281,20 @@ def secret_values(values: Iterable[str | None]) -> tuple[str, ...]:
 
 
 _SENSITIVE_KEY = re.compile(
-    r"(?i)(?:^|[_-])(?:api[_-]?key|apikey|secret|secret[_-]?key|client[_-]?secret|password|passwd|pwd|"
+    r"(?:^|[_-])(?:api[_-]?key|apikey|secret|secret[_-]?key|client[_-]?secret|password|passwd|pwd|"
     r"token|access[_-]?token|refresh[_-]?token|id[_-]?token|auth[_-]?token|access[_-]?key|"
     r"private[_-]?key|authorization|cookie|credentials?)$"
 )
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _sensitive_cache: dict[str, bool] = {}
 
 
 def sensitive_key(key: str) -> bool:
-    """Whether a mapping key names a secret (`api_key`, `password`, `Authorization`, `x-auth-token`
-    …): its value is masked whole, whatever it holds."""
+    """Whether a mapping key names a secret (`api_key`, `password`, `Authorization`,
+    `x-auth-token`, `sessionToken` …): its value is masked whole, whatever it holds."""
     known = _sensitive_cache.get(key)
     if known is None:
-        known = _SENSITIVE_KEY.search(key) is not None
+        known = _SENSITIVE_KEY.search(_CAMEL.sub("_", key).lower()) is not None
         if len(_sensitive_cache) < 4096:
             _sensitive_cache[key] = known
     return known
-

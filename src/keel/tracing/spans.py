@@ -62,14 +62,15 @@ class SpanHandle:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        span = self._span
-        if span is None or self._tracing is None:
+        span, token = self._span, self._token
+        if span is None or token is None:  # disabled, or already left
             return
+        self._token = None
         if exc is not None and not self._done:
-            self._unexpected(exc)
+            self._unexpected(span, exc)
         self._done = True
         span.end()
-        otel_context.detach(self._token)  # type: ignore[arg-type]
+        otel_context.detach(token)  # type: ignore[arg-type]
 
     @property
     def span(self) -> Span | None:
@@ -113,8 +114,12 @@ class SpanHandle:
                 attributes[sc.EXCEPTION_MESSAGE] = text
             span.add_event("exception", attributes)
 
-    def _unexpected(self, exc: BaseException) -> None:
-        self._error(self._span, _type_name(exc), str(exc) or None, event=True)  # type: ignore[arg-type]
+    def _unexpected(self, span: Span, exc: BaseException) -> None:
+        try:
+            message = str(exc) or None
+        except Exception:  # an exception whose __str__ fails still ends its span
+            message = None
+        self._error(span, _type_name(exc), message, event=True)
 
 
 class AgentSpan(SpanHandle):
@@ -203,7 +208,10 @@ class ChatSpan(SpanHandle):
         if span is None:
             return
         assert self._tracing is not None
-        attributes: dict[str, Any] = {sc.USAGE_INPUT_TOKENS: input_tokens, sc.USAGE_OUTPUT_TOKENS: output_tokens}
+        attributes: dict[str, Any] = {
+            sc.USAGE_INPUT_TOKENS: input_tokens,
+            sc.USAGE_OUTPUT_TOKENS: output_tokens,
+        }
         if response_model:
             attributes[sc.RESPONSE_MODEL] = response_model
         if finish_reasons:
