@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import sys
 
-from bench import history_overhead, loop_overhead
+from bench import history_overhead, loop_overhead, store_writer, tracing_overhead
 
 
 def main() -> int:
     failures = 0
-    for name, bench in [("loop_overhead", loop_overhead.main), ("history_overhead", history_overhead.main)]:
+    for name, bench in [
+        ("loop_overhead", loop_overhead.main),
+        ("history_overhead", history_overhead.main),
+        ("tracing_overhead", tracing_overhead.main),
+        ("store_writer", store_writer.main),
+    ]:
         print(f"== {name}")
         failures += bench([]) != 0
     return 1 if failures else 0
