@@ -106,7 +106,11 @@ def test_unknown_route_is_a_problem_too(client: httpx.Client) -> None:
 
 def test_health_agents_and_openapi(client: httpx.Client) -> None:
     assert client.get("/livez").json() == {"status": "ok"}
-    assert client.get("/readyz").status_code == 200
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "ok"
+    assert ready["storage"]["database_available"] is True
+    assert ready["storage"]["dropped"] == 0
+    assert ready["tracing"] == {"enabled": True, "spans_dropped": 0}
     agents = client.get("/v1/agents").json()["agents"]
     assert [a["name"] for a in agents] == ["inbox"]
     spec = client.get("/openapi.json").json()

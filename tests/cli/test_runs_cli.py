@@ -104,3 +104,16 @@ def test_db_upgrade(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert code == EXIT_OK
     assert "up to date" in out
     assert (tmp_path / "fresh.db").exists()
+
+
+def test_usage_totals(ids: tuple[str, str]) -> None:
+    code, out, _ = invoke("runs", "usage", "-p", str(INBOX), "--by", "model", "--json")
+    assert code == EXIT_OK
+    [model] = json.loads(out)
+    assert model["key"] == "openai-compatible:fake-inbox"
+    assert model["requests"] == 3
+    code, out, _ = invoke("runs", "usage", "-p", str(INBOX), "--by", "day")
+    assert code == EXIT_OK
+    code, _, err = invoke("runs", "usage", "-p", str(INBOX), "--by", "planet")
+    assert code == EXIT_USAGE
+    assert "--by" in err

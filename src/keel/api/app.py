@@ -37,6 +37,7 @@ def create_app(project: Project, runner: Runner | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await the_runner.start()  # migrations and the history writer, before the first request
         yield
         if own_runner:
             await the_runner.aclose()
@@ -50,8 +51,21 @@ def create_app(project: Project, runner: Runner | None = None) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["health"])
-    async def readyz() -> dict[str, Any]:
-        return {"status": "ok", "agents": len(project.agents)}
+    async def readyz(request: Request) -> dict[str, Any]:
+        """Ready to serve, with the history writer's counters: records waiting for the database,
+        dropped because the buffer overflowed, and whether the database currently answers."""
+        runner: Runner = request.app.state.runner
+        body: dict[str, Any] = {"status": "ok", "agents": len(project.agents)}
+        if runner.writer is not None:
+            stats = runner.writer.stats()
+            body["storage"] = {
+                "database_available": stats.database_available,
+                "pending": stats.pending,
+                "dropped": stats.dropped,
+                "write_failures": stats.write_failures,
+            }
+        body["tracing"] = {"enabled": runner.tracing.enabled, "spans_dropped": runner.tracing.dropped}
+        return body
 
     @app.get("/v1/agents", tags=["agents"])
     async def list_agents() -> dict[str, Any]:

@@ -244,6 +244,48 @@ def run_stats(
         out.print(tools)
 
 
+@runs_app.command("usage")
+def usage(
+    project: ProjectOpt = Path("."),
+    by: Annotated[str, typer.Option(help="Group by agent, user, tenant, day (UTC) or model.")] = "agent",
+    since: SinceOpt = "30d",
+    until: UntilOpt = None,
+    agent: Annotated[str | None, typer.Option(help="Only this agent.")] = None,
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Runs, requests, tokens and cost, totalled per agent, user, tenant, day or model."""
+    if by not in ("agent", "user", "tenant", "day", "model"):
+        err.print(f"[red]error[/] --by: expected agent, user, tenant, day or model, got {by!r}")
+        raise typer.Exit(EXIT_USAGE)
+    since_at, until_at = parse_time(since, "--since"), parse_time(until, "--until")
+    totals = with_store(
+        project,
+        lambda store: store.usage_totals(
+            by,  # type: ignore[arg-type]
+            since=since_at,
+            until=until_at,
+            agent=agent,
+            tenant_id=tenant,
+        ),
+    )
+    if as_json:
+        out.print_json(json.dumps([_jsonable(t) for t in totals]))
+        return
+    table = Table(by, "runs", "requests", "tokens in", "tokens out", "cost", "unpriced runs")
+    for total in totals:
+        table.add_row(
+            total.key or "-",
+            str(total.runs),
+            str(total.requests),
+            str(total.input_tokens),
+            str(total.output_tokens),
+            _money(total.cost_usd),
+            str(total.unpriced_runs),
+        )
+    out.print(table)
+
+
 @db_app.command("upgrade")
 def db_upgrade(project: ProjectOpt = Path(".")) -> None:
     """Create or migrate Keel's tables (also done automatically when Keel starts)."""
