@@ -18,16 +18,13 @@ import os
 import statistics
 import sys
 import tempfile
-import textwrap
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.common import machine_line, percentile
-from bench.loop_overhead import RULES, TOOL_SOURCE
+from bench import loop_overhead
+from bench.common import machine_line, percentile, scratch_postgres
+from bench.loop_overhead import RULES
 
 POSTGRES_ADMIN = os.environ.get("KEEL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -51,42 +48,13 @@ class Variant:
 
 
 def write_project(root: Path, base_url: str, stored: bool) -> None:
-    (root / "agents").mkdir(parents=True)
-    (root / "bench_tools.py").write_text(TOOL_SOURCE)
-    (root / "keel.yaml").write_text(
-        textwrap.dedent(f"""
-        project: bench
-        models:
-          fake: {{provider: openai-compatible, model: bench, base_url: "{base_url}",
-                  price: {{input_per_mtok: 0.15, output_per_mtok: 0.6}}}}
-        storage: {{enabled: {str(stored).lower()}}}
-        tracing: {{enabled: {str(stored).lower()}, capture_content: "off"}}
-        """)
+    switch = str(stored).lower()
+    loop_overhead.write_project(
+        root,
+        base_url,
+        model_extra=", price: {input_per_mtok: 0.15, output_per_mtok: 0.6}",
+        project_extra=f'storage: {{enabled: {switch}}}\ntracing: {{enabled: {switch}, capture_content: "off"}}\n',
     )
-    (root / "agents" / "weather.yaml").write_text(
-        "model: fake\ninstructions: You answer questions about the weather.\ntools: [bench_tools:get_weather]\n"
-    )
-
-
-@contextmanager
-def postgres_database() -> Iterator[str | None]:
-    try:
-        import psycopg
-        from psycopg import sql
-
-        admin = psycopg.connect(POSTGRES_ADMIN, autocommit=True, connect_timeout=3)
-    except Exception as exc:  # no Postgres here: the benchmark says so and goes on without it
-        print(f"postgres: skipped ({type(exc).__name__}: {str(exc).strip().splitlines()[0]})")
-        yield None
-        return
-    name = f"keel_bench_{uuid.uuid4().hex[:10]}"
-    with admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 async def main_async(args: argparse.Namespace) -> int:
@@ -97,7 +65,7 @@ async def main_async(args: argparse.Namespace) -> int:
     with (
         start_fake_llm_process(script={"rules": RULES}) as fake,
         tempfile.TemporaryDirectory() as tmp,
-        postgres_database() as pg_url,
+        scratch_postgres(POSTGRES_ADMIN) as pg_url,
     ):
         root = Path(tmp)
         write_project(root / "off", fake.base_url, stored=False)

@@ -70,15 +70,15 @@ class Side:
         )
 
 
-def write_project(root: Path, base_url: str) -> None:
+def write_project(root: Path, base_url: str, *, model_extra: str = "", project_extra: str = "") -> None:
+    """The benchmark project: one agent, one tool, the fake provider. `model_extra` is appended
+    inside the model's mapping, `project_extra` to keel.yaml."""
     (root / "agents").mkdir(parents=True)
     (root / "bench_tools.py").write_text(TOOL_SOURCE)
     (root / "keel.yaml").write_text(
-        textwrap.dedent(f"""
-        project: bench
-        models:
-          fake: {{provider: openai-compatible, model: bench, base_url: "{base_url}"}}
-        """)
+        "project: bench\nmodels:\n"
+        f'  fake: {{provider: openai-compatible, model: bench, base_url: "{base_url}"{model_extra}}}\n'
+        + project_extra
     )
     (root / "agents" / "weather.yaml").write_text(
         textwrap.dedent("""

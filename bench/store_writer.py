@@ -14,18 +14,11 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import psycopg
-from psycopg import sql
-from sqlalchemy.engine import make_url
-
-from bench.common import machine_line
+from bench.common import machine_line, scratch_postgres
 from keel.store import ModelUsageRecord, RecordWriter, RunRecord, SpanRecord, upgrade
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -96,28 +89,6 @@ def measure(url: str, records: list[RunRecord | SpanRecord], batch_size: int) ->
     if stats.written_runs + stats.written_spans != len(records):
         raise RuntimeError(f"not everything was written: {stats}")
     return len(records) / (finished - started), (submitted - started) / len(records) * 1e6
-
-
-@contextmanager
-def scratch_postgres(admin_url: str) -> Iterator[str | None]:
-    try:
-        admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=3)
-    except psycopg.Error as exc:
-        print(f"postgres: skipped, server not reachable ({str(exc).splitlines()[0]})")
-        yield None
-        return
-    name = f"keel_bench_{uuid.uuid4().hex[:8]}"
-    with admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield (
-            make_url(admin_url)
-            .set(drivername="postgresql", database=name)
-            .render_as_string(hide_password=False)
-        )
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def main(argv: list[str]) -> int:
