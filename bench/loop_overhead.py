@@ -1,6 +1,7 @@
 """Keel's run loop versus a bare pydantic-ai Agent doing the same work, in one process.
 
-A one-tool agent (the model calls `get_weather`, then answers) against the fake provider at 0 ms
+A one-tool agent (the model calls `get_weather`, then answers; run history and tracing off, as
+`bench.history_overhead` measures those) against the fake provider at 0 ms
 latency, which runs in a subprocess so that its CPU is not counted here. Both sides make the same
 two HTTP requests and one tool call per run; they run in alternating blocks so drift in the
 machine's load hits both alike. Reported: runs per second, latency p50/p99, CPU milliseconds per
@@ -118,7 +119,10 @@ async def main_async(args: argparse.Namespace) -> int:
 
     with start_fake_llm_process(script={"rules": RULES}) as fake, tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        write_project(root, fake.base_url)
+        # The loop alone: storing and tracing have their own benchmark (bench.history_overhead).
+        write_project(
+            root, fake.base_url, project_extra="storage: {enabled: false}\ntracing: {enabled: false}\n"
+        )
         project = load_project(root)
         sys.path.insert(0, str(root))
         from bench_tools import get_weather  # type: ignore[import-not-found]
