@@ -115,3 +115,11 @@ def test_installed_entry_point_runs_in_a_real_process() -> None:
     assert done.returncode == EXIT_OK, done.stderr
     done = subprocess.run([str(keel), "frobnicate"], capture_output=True, text=True, timeout=60)
     assert done.returncode == EXIT_USAGE
+
+
+def test_serve_with_an_unreachable_database_exits_3(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEEL_DATABASE_URL", "postgresql://postgres@127.0.0.1:1/nowhere")
+    code, _, err = invoke("serve", str(INBOX))
+    assert code == EXIT_CONFIG
+    assert "cannot migrate the database" in err
+    assert "Traceback" not in err

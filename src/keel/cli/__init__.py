@@ -35,6 +35,7 @@ from keel.cli.common import (
     print_issues,
 )
 from keel.cli.runs import db_app, runs_app
+from keel.config.project import Project
 from keel.errors import UsageError
 
 __all__ = ["EXIT_CONFIG", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_RUN_FAILED", "EXIT_USAGE", "app", "main"]
@@ -207,10 +208,26 @@ def serve(
 
     with _maybe_fake_llm(with_fake_llm, project):
         loaded = load(project)
+        _migrate_or_exit(loaded)
         server_cfg = loaded.config.server
         uvicorn.run(
             create_app(loaded), host=host or server_cfg.host, port=port or server_cfg.port, log_level="info"
         )
+
+
+def _migrate_or_exit(project: Project) -> None:
+    """Create or migrate the history database before serving: an unreachable database is a clear
+    error at start-up (exit 3), not a traceback from inside the server."""
+    storage = project.config.storage
+    if not storage.enabled:
+        return
+    from keel.store import resolve_database_url, upgrade
+
+    try:
+        upgrade(resolve_database_url(storage.url, project.root, os.environ))
+    except UsageError as exc:
+        err.print(f"[red]error[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_CONFIG) from None
 
 
 @app.command("fake-llm")
