@@ -123,3 +123,10 @@ def test_serve_with_an_unreachable_database_exits_3(monkeypatch: pytest.MonkeyPa
     assert code == EXIT_CONFIG
     assert "cannot migrate the database" in err
     assert "Traceback" not in err
+
+
+def test_run_with_an_unreachable_database_exits_3(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEEL_DATABASE_URL", "postgresql://postgres@127.0.0.1:1/nowhere")
+    code, _, err = invoke("run", "inbox", EMAIL, "-p", str(INBOX), "--with-fake-llm")
+    assert code == EXIT_CONFIG
+    assert "cannot migrate the database" in err

@@ -124,6 +124,7 @@ def run(
 
     with _maybe_fake_llm(with_fake_llm, project):
         loaded = load(project)
+        _migrate_or_exit(loaded)
         try:
             result = asyncio.run(go(loaded))
         except UsageError as exc:
