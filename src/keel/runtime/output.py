@@ -18,8 +18,6 @@ from jsonschema import Draft202012Validator
 from pydantic_ai import ModelRetry, NativeOutput, PromptedOutput, RunContext, ToolOutput
 from pydantic_ai.output import OutputSpec, StructuredDict
 
-from keel.runtime.recorder import current_recorder
-
 UNCLEAR = "unclear"
 _MAX_REPORTED_ERRORS = 8
 
@@ -65,9 +63,6 @@ class OutputValidator:
         errors = sorted(self._validator.iter_errors(output), key=lambda e: list(e.absolute_path))
         if not errors:
             return output
-        recorder = current_recorder()
-        if recorder is not None:
-            recorder.output_rejections += 1
         lines = [f"- {_where(list(e.absolute_path))}: {e.message}" for e in errors[:_MAX_REPORTED_ERRORS]]
         if len(errors) > _MAX_REPORTED_ERRORS:
             lines.append(f"- ... and {len(errors) - _MAX_REPORTED_ERRORS} more")

@@ -30,7 +30,6 @@ class RunRecorder:
     tool_calls: list[ToolCall] = field(default_factory=list)
     usage: dict[str, TokenUsage] = field(default_factory=dict)
     last_text: str = ""
-    output_rejections: int = 0
     tracing: Tracing | None = None  # the runner's tracing; spans of this run go there
     span: AgentSpan | None = None  # the run's own span, parent of its chat and tool spans
 
@@ -59,6 +58,15 @@ class RunRecorder:
 
 
 _current: ContextVar[RunRecorder | None] = ContextVar("keel_run_recorder", default=None)
+
+
+_NO_TRACING = Tracing.disabled()
+
+
+def tracing_of(recorder: RunRecorder | None) -> Tracing:
+    """The tracing a run's spans go to; outside a run (or without tracing) a no-op one."""
+    tracing = recorder.tracing if recorder is not None else None
+    return tracing or _NO_TRACING
 
 
 def current_recorder() -> RunRecorder | None:

@@ -46,9 +46,9 @@ from keel.config.project import ResolvedModel
 from keel.config.schema import RetryOptions
 from keel.errors import ErrorCategory, RunFailure
 from keel.runtime.events import ModelFallback, ModelRetrying
-from keel.runtime.recorder import RunRecorder, current_recorder
+from keel.runtime.recorder import RunRecorder, current_recorder, tracing_of
 from keel.runtime.result import ModelCall
-from keel.tracing import ChatSpan, Tracing, chat_span
+from keel.tracing import ChatSpan, chat_span
 
 # Failures worth trying again on the same model: the provider may answer next time.
 RETRYABLE: tuple[type[ModelAPIError], ...] = (
@@ -231,9 +231,8 @@ class RetryingModel(WrapperModel):
             await self._wait(recorder, delay, retrying)
 
     def _span(self, recorder: RunRecorder | None, attempt: int, streamed: bool, messages: object) -> ChatSpan:
-        tracing = recorder.tracing if recorder is not None else None
         return chat_span(
-            tracing or _NO_TRACING,
+            tracing_of(recorder),
             provider=self.keel_model.provider,
             model=self.keel_model.model,
             attempt=attempt,
@@ -368,6 +367,3 @@ class RetryingModel(WrapperModel):
         text = "".join(part.content for part in response.parts if isinstance(part, TextPart))
         if text:
             recorder.last_text = text
-
-
-_NO_TRACING = Tracing.disabled()

@@ -25,12 +25,10 @@ from keel.config.project import ResolvedTool
 from keel.config.schema import RetryOptions, ToolConfig
 from keel.errors import ErrorCategory, ToolFailure
 from keel.runtime.events import ToolFinished, ToolStarted
-from keel.runtime.recorder import current_recorder
+from keel.runtime.recorder import current_recorder, tracing_of
 from keel.runtime.result import ToolCall
 from keel.runtime.retry import backoff_delay
-from keel.tracing import Tracing, tool_span
-
-_NO_TRACING = Tracing.disabled()
+from keel.tracing import tool_span
 
 # Exceptions a tool raises on purpose to talk to the loop; they pass through untouched.
 _SIGNALS = (ModelRetry, ToolFailed, CallDeferred, ApprovalRequired)
@@ -118,8 +116,7 @@ class PolicyFunctionSchema(FunctionSchema):
             recorder.tool_calls.append(record)
             await recorder.emit(ToolStarted(record.call_id, name, record.args))
         t0 = time.perf_counter()
-        tracing = recorder.tracing if recorder is not None else None
-        with tool_span(tracing or _NO_TRACING, name=name, call_id=record.call_id, args=args_dict) as span:
+        with tool_span(tracing_of(recorder), name=name, call_id=record.call_id, args=args_dict) as span:
             try:
                 result = await self._call_with_policy(args_dict, ctx, policy, record)
                 record.status = "ok"
