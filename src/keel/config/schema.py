@@ -124,6 +124,46 @@ class FileRef(_Strict):
 JsonSchema = dict[str, Any]
 
 
+class QueueConfig(_Strict):
+    """How an agent's durable runs are queued and shared out (`keel serve`)."""
+
+    max_concurrent_runs: Annotated[int | None, Field(ge=1)] = Field(
+        default=None,
+        description="Runs of this agent executing at once across all workers; null for no global limit.",
+    )
+    worker_concurrency: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        default=50, description="Runs of this agent executing at once in one worker process."
+    )
+    fairness: Literal["tenant", "user", "none"] = Field(
+        default="user",
+        description="Fair share between submitters: queued runs are grouped per tenant, or per tenant and "
+        "user, and groups take turns, so one group's backlog cannot starve another's.",
+    )
+    max_concurrent_per_group: Annotated[int | None, Field(ge=1)] = Field(
+        default=None,
+        description="Runs of one fairness group executing at once across all workers; null for no "
+        "limit beyond max_concurrent_runs.",
+    )
+    priority: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        default=1000, description="Default priority of a run; lower runs first. A request may set its own."
+    )
+    session_policy: Literal["enqueue", "reject", "interrupt"] = Field(
+        default="enqueue",
+        description="A session has one active run at a time. A second submission waits its turn (enqueue), "
+        "is refused with 409 (reject), or cancels the active run (interrupt).",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> QueueConfig:
+        if (
+            self.max_concurrent_per_group is not None
+            and self.max_concurrent_runs is not None
+            and self.max_concurrent_per_group > self.max_concurrent_runs
+        ):
+            raise ValueError("max_concurrent_per_group cannot exceed max_concurrent_runs")
+        return self
+
+
 class AgentConfig(_Strict):
     """One agent, from `agents/<name>.yaml` merged over `agents/_defaults.yaml`."""
 
@@ -144,6 +184,7 @@ class AgentConfig(_Strict):
     timeouts: Timeouts = Timeouts()
     limits: Limits = Limits()
     model_settings: ModelSettingsConfig = ModelSettingsConfig()
+    queue: QueueConfig = QueueConfig()
     metadata: dict[str, Any] = {}
 
     @model_validator(mode="before")
@@ -156,9 +197,75 @@ class AgentConfig(_Strict):
         return data
 
 
+class CallbackEndpoint(_Strict):
+    """A destination runs may deliver their results to. A `callback_url` must start with one of
+    these URLs; anything else is refused (deny unless allowed)."""
+
+    url: Annotated[str, Field(pattern=r"^https?://[^/?#]+(/[^?#]*)?$")] = Field(
+        description="Prefix of the allowed callback URLs, e.g. https://hooks.example.com/keel/."
+    )
+    secret_env: str | None = Field(default=None, description="Environment variable holding the signing secret.")
+    secret_file: str | None = Field(
+        default=None, description="File holding the signing secret (relative to the project), e.g. a mounted secret."
+    )
+    previous_secret_env: str | None = Field(
+        default=None,
+        description="Environment variable holding the previous secret during a rotation; deliveries are "
+        "signed with both.",
+    )
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> CallbackEndpoint:
+        if (self.secret_env is None) == (self.secret_file is None):
+            raise ValueError("set exactly one of secret_env or secret_file")
+        return self
+
+
+class CallbacksConfig(_Strict):
+    endpoints: list[CallbackEndpoint] = Field(
+        default=[], description="Allowed callback destinations, each with its own signing secret."
+    )
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=10, description="Delivery attempts before giving up."
+    )
+    initial_delay: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=1.0, description="Seconds before the first retry; doubles each attempt (with jitter)."
+    )
+    max_delay: Annotated[float, Field(gt=0, le=86_400)] = Field(
+        default=600.0, description="Longest wait between two attempts, in seconds."
+    )
+    timeout: Annotated[float, Field(gt=0, le=300)] = Field(
+        default=10.0, description="Seconds to wait for the receiver's answer to one attempt."
+    )
+
+
 class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    poll_interval: Annotated[float, Field(ge=0.01, le=10)] = Field(
+        default=0.05, description="Seconds between a worker's checks of the run queues."
+    )
+    max_wait: Annotated[float, Field(ge=0, le=3600)] = Field(
+        default=300.0, description="Largest `wait` a create-run request may ask for, in seconds."
+    )
+    heartbeat_interval: Annotated[float, Field(gt=0, le=300)] = Field(
+        default=5.0, description="Seconds between a worker's heartbeats (Postgres, several workers)."
+    )
+    worker_timeout: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=30.0,
+        description="A worker silent this long is dead: another worker takes over its unfinished runs.",
+    )
+    shutdown_grace: Annotated[float, Field(ge=0, le=3600)] = Field(
+        default=30.0,
+        description="On shutdown, seconds to let running runs finish; runs still going resume on the next start.",
+    )
+    callbacks: CallbacksConfig = CallbacksConfig()
+
+    @model_validator(mode="after")
+    def _timeouts(self) -> ServerConfig:
+        if self.worker_timeout <= 2 * self.heartbeat_interval:
+            raise ValueError("worker_timeout must be more than twice heartbeat_interval")
+        return self
 
 
 class StorageConfig(_Strict):
