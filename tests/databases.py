@@ -39,10 +39,11 @@ class PostgresServer:
             )
 
     def reset(self) -> None:
-        """Empty the test database: drop and recreate the public schema."""
+        """Empty the test database: drop and recreate the public schema, drop DBOS's schema."""
         self.allow_connections(True)
         self.terminate_connections()
         with self.connect() as connection:
             connection.execute("SET lock_timeout = '10s'")
             connection.execute("DROP SCHEMA IF EXISTS public CASCADE")
+            connection.execute("DROP SCHEMA IF EXISTS dbos CASCADE")  # durable runs (keel.durable)
             connection.execute("CREATE SCHEMA public")

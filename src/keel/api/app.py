@@ -1,6 +1,9 @@
-"""The HTTP API. For now: run an agent synchronously, list agents, health probes.
+"""The HTTP API: health probes, agents, and the durable runs API (`keel.api.runs`).
 
-The server issue turns this into the full API (queued durable runs, callbacks, streaming).
+With storage on (the default), every run is a durable, queued DBOS workflow: `create_app` makes a
+`DurableRuns` service for the process's role (`all`, `api` or `worker`) and starts it with the app.
+With storage off there is nothing to queue in: `POST /v1/agents/{agent}/runs` then runs the agent
+inside the request, as a plain call.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from keel.api import problems
 from keel.api.problems import Problem
+from keel.api.runs import router as runs_router
 from keel.config.project import Project
+from keel.durable.service import DurableRuns, Role
 from keel.errors import ErrorCategory, UsageError
 from keel.runtime.runner import Runner
 
@@ -31,20 +36,39 @@ class RunRequest(BaseModel):
     metadata: dict[str, Any] = {}
 
 
-def create_app(project: Project, runner: Runner | None = None) -> FastAPI:
+def create_app(
+    project: Project,
+    runner: Runner | None = None,
+    *,
+    role: Role = "all",
+    worker_id: str | None = None,
+) -> FastAPI:
     own_runner = runner is None
     the_runner = runner or Runner(project)
+    durable = DurableRuns(the_runner, role=role, worker_id=worker_id) if the_runner.database_url else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await the_runner.start()  # migrations and the history writer, before the first request
-        yield
-        if own_runner:
-            await the_runner.aclose()
+        if durable is not None:
+            await durable.start()
+        try:
+            yield
+        finally:
+            if durable is not None:
+                await durable.stop()
+            if own_runner:
+                await the_runner.aclose()
 
-    app = FastAPI(title=f"Keel: {project.config.project}", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title=f"Keel: {project.config.project}",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Durable, queued agent runs. Errors are RFC 9457 problem documents with a stable `code`.",
+    )
     problems.install(app)
     app.state.runner = the_runner
+    app.state.durable = durable
 
     @app.get("/livez", tags=["health"])
     async def livez() -> dict[str, str]:
@@ -65,6 +89,8 @@ def create_app(project: Project, runner: Runner | None = None) -> FastAPI:
                 "write_failures": stats.write_failures,
             }
         body["tracing"] = {"enabled": runner.tracing.enabled, "spans_dropped": runner.tracing.dropped}
+        if durable is not None:
+            body["worker"] = {"id": durable.worker_id, "role": durable.role}
         return body
 
     @app.get("/v1/agents", tags=["agents"])
@@ -76,8 +102,13 @@ def create_app(project: Project, runner: Runner | None = None) -> FastAPI:
             ]
         }
 
+    if durable is not None:
+        app.include_router(runs_router)
+        return app
+
     @app.post("/v1/agents/{agent}/runs", tags=["runs"])
     async def create_run(request: Request, agent: str, body: Annotated[RunRequest, Body()]) -> dict[str, Any]:
+        """Storage is off: the run executes inside this request (no queue, no durability)."""
         runner: Runner = request.app.state.runner
         if agent not in project.agents:
             raise Problem(404, "agent_not_found", "Unknown agent", f"no agent named {agent!r}")

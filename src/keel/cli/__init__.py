@@ -201,18 +201,46 @@ def serve(
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: keel.yaml server.port).")] = None,
     with_fake_llm: FakeLLMOpt = False,
+    role: Annotated[
+        str,
+        typer.Option(
+            help="all: serve the API and run the work (the only choice on SQLite); api: accept runs only; "
+            "worker: run queued work only (PostgreSQL)."
+        ),
+    ] = "all",
+    worker_id: Annotated[
+        str | None,
+        typer.Option(
+            help="This worker's stable id (default: KEEL_WORKER_ID, else host name and role). Restarting "
+            "with the same id resumes its unfinished runs at once; several workers need distinct ids."
+        ),
+    ] = None,
+    access_log: Annotated[bool, typer.Option(help="Log every HTTP request.")] = False,
 ) -> None:
-    """Start the HTTP API."""
+    """Start the HTTP API and (role all or worker) execute queued runs durably."""
     import uvicorn
 
     from keel.api.app import create_app
 
+    if role not in ("all", "api", "worker"):
+        err.print(f"[red]error[/] --role: expected all, api or worker, got {role!r}", highlight=False)
+        raise typer.Exit(EXIT_USAGE)
     with _maybe_fake_llm(with_fake_llm, project):
         loaded = load(project)
         _migrate_or_exit(loaded)
         server_cfg = loaded.config.server
+        try:
+            app_ = create_app(loaded, role=role, worker_id=worker_id)  # type: ignore[arg-type]
+        except UsageError as exc:
+            err.print(f"[red]error[/] {exc}", highlight=False)
+            raise typer.Exit(EXIT_CONFIG) from None
         uvicorn.run(
-            create_app(loaded), host=host or server_cfg.host, port=port or server_cfg.port, log_level="info"
+            app_,
+            host=host or server_cfg.host,
+            port=port or server_cfg.port,
+            log_level="info",
+            access_log=access_log,
+            timeout_graceful_shutdown=int(server_cfg.shutdown_grace) + 5,
         )
 
 

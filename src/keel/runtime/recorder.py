@@ -32,12 +32,32 @@ class RunRecorder:
     last_text: str = ""
     tracing: Tracing | None = None  # the runner's tracing; spans of this run go there
     span: AgentSpan | None = None  # the run's own span, parent of its chat and tool spans
+    # Durable runs: model calls made inside a checkpointed model step wait here and travel with the
+    # step's response (see `keel.durable.replay`), so a replayed step restores them exactly once.
+    durable: bool = False
+    pending_calls: list[ModelCall] = field(default_factory=list)
 
     def remaining(self) -> float | None:
         """Seconds left before the run's deadline, or None without one."""
         if self.deadline is None:
             return None
         return self.deadline - time.monotonic()
+
+    def note_model_call(self, call: ModelCall) -> None:
+        """A model call made now: recorded at once, or held for the step's response when durable."""
+        if self.durable:
+            self.pending_calls.append(call)
+        else:
+            self.record_model_call(call)
+
+    def take_pending_calls(self) -> list[ModelCall]:
+        calls, self.pending_calls = self.pending_calls, []
+        return calls
+
+    def last_model_call(self) -> ModelCall | None:
+        if self.pending_calls:
+            return self.pending_calls[-1]
+        return self.model_calls[-1] if self.model_calls else None
 
     def record_model_call(self, call: ModelCall) -> None:
         self.model_calls.append(call)

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from pydantic import TypeAdapter
 from pydantic_ai.exceptions import (
     FallbackExceptionGroup,
     ModelAPIError,
@@ -189,6 +190,8 @@ class RetryingModel(WrapperModel):
                         raise
                 else:
                     self._record_ok(recorder, response, attempt, started, t0, span, streamed=False)
+                    if recorder is not None and recorder.durable:
+                        response.metadata = attach_calls(response.metadata, recorder.take_pending_calls())
                     return response
             await self._wait(recorder, delay, retrying)
 
@@ -227,6 +230,8 @@ class RetryingModel(WrapperModel):
                         self._record_error(recorder, exc, attempt, started, t0, None, span, streamed=True)
                         raise
                     self._record_ok(recorder, stream.get(), attempt, started, t0, span, streamed=True)
+                    if recorder is not None and recorder.durable:
+                        stream.metadata = attach_calls(stream.metadata, recorder.take_pending_calls())
                     return
             await self._wait(recorder, delay, retrying)
 
@@ -242,9 +247,9 @@ class RetryingModel(WrapperModel):
 
     async def _note_fallback(self, recorder: RunRecorder | None) -> None:
         """Emit a fallback event when the run's previous attempt was another model's failure."""
-        if recorder is None or not recorder.model_calls:
+        previous = recorder.last_model_call() if recorder is not None else None
+        if recorder is None or previous is None:
             return
-        previous = recorder.model_calls[-1]
         if previous.status == "error" and previous.model != self.keel_label and previous.error_category:
             event = ModelFallback(previous.model, self.keel_label, previous.error_category)
             if recorder.span is not None:
@@ -316,7 +321,7 @@ class RetryingModel(WrapperModel):
         category, message = categorize(exc)
         span.failed(category.value, message, retry_in=delay)
         if recorder is not None:
-            recorder.record_model_call(
+            recorder.note_model_call(
                 self._call(
                     attempt,
                     started,
@@ -352,7 +357,7 @@ class RetryingModel(WrapperModel):
         )
         if recorder is None:
             return
-        recorder.record_model_call(
+        recorder.note_model_call(
             self._call(
                 attempt,
                 started,
@@ -364,6 +369,32 @@ class RetryingModel(WrapperModel):
                 cost_usd=self.price(usage.input_tokens, usage.output_tokens) if self.price else None,
             )
         )
-        text = "".join(part.content for part in response.parts if isinstance(part, TextPart))
-        if text:
-            recorder.last_text = text
+        if not recorder.durable:  # durable runs take the text from the step's response (replay too)
+            note_text(recorder, response)
+
+
+def note_text(recorder: RunRecorder, response: ModelResponse) -> None:
+    text = "".join(part.content for part in response.parts if isinstance(part, TextPart))
+    if text:
+        recorder.last_text = text
+
+
+CALLS_KEY = "keel_model_calls"
+_CALLS = TypeAdapter(list[ModelCall])
+
+
+def attach_calls(metadata: dict[str, Any] | None, calls: list[ModelCall]) -> dict[str, Any]:
+    """The response metadata with the request's attempts added. pydantic-ai never sends metadata
+    to the model; a durable step stores it with the response, so replay restores the attempts."""
+    return {**(metadata or {}), CALLS_KEY: _CALLS.dump_python(calls, mode="json")}
+
+
+def detach_calls(response: ModelResponse) -> list[ModelCall]:
+    """The attempts attached by `attach_calls` (removed from the response), or []."""
+    metadata = response.metadata
+    if not metadata or CALLS_KEY not in metadata:
+        return []
+    raw = metadata.pop(CALLS_KEY)
+    if not metadata:
+        response.metadata = None
+    return _CALLS.validate_python(raw)

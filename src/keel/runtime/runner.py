@@ -71,7 +71,7 @@ class Runner:
         env = os.environ if environ is None else environ
         self._own_factory = ModelFactory(environ) if model_factory is None else None
         self._model_factory: Callable[[ResolvedModel], Model] = model_factory or self._own_factory  # type: ignore[assignment]
-        self._compiled: dict[str, CompiledAgent] = {}
+        self._compiled: dict[tuple[str, bool, bool], CompiledAgent] = {}
         self.pricer = Pricer()
         storage = project.config.storage
         self.database_url: str | None = None
@@ -130,13 +130,19 @@ class Runner:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    def compiled(self, name: str) -> CompiledAgent:
-        compiled = self._compiled.get(name)
+    def compiled(self, name: str, *, durable: bool = False, stream: bool = False) -> CompiledAgent:
+        """The agent `name`, compiled once. `durable` variants checkpoint every model request and
+        tool call when run inside a DBOS workflow (see `keel.durable`); streaming ones deliver
+        text deltas from inside the model step."""
+        key = (name, durable, durable and stream)
+        compiled = self._compiled.get(key)
         if compiled is None:
-            compiled = self._compiled[name] = self._compile(self.project.agent(name))
+            compiled = self._compiled[key] = self._compile(
+                self.project.agent(name), durable, durable and stream
+            )
         return compiled
 
-    def _compile(self, spec: AgentSpec) -> CompiledAgent:
+    def _compile(self, spec: AgentSpec, durable: bool = False, stream: bool = False) -> CompiledAgent:
         cfg = spec.config
         chain: list[Model] = [
             RetryingModel(
@@ -155,8 +161,14 @@ class Runner:
             settings["timeout"] = cfg.timeouts.model_request
         output_schema = expand_unclear(spec.output_schema) if spec.output_schema is not None else None
         output_type: Any = output_spec(output_schema, cfg.output_mode, spec.name) if output_schema else str
+        capabilities: list[Any] = []
+        if durable:
+            from keel.durable.replay import durable_capabilities  # imports DBOS: only when durable
+
+            capabilities = durable_capabilities(spec.name, stream=stream)
         agent: Agent[RunDeps, Any] = Agent(
             model,
+            capabilities=capabilities or None,
             output_type=output_type,
             instructions=spec.instructions or None,
             deps_type=RunDeps,
@@ -197,24 +209,35 @@ class Runner:
         parent_run_id: str | None = None,
         tags: tuple[str, ...] | list[str] = (),
         metadata: Mapping[str, Any] | None = None,
+        durable_start: datetime | None = None,
     ) -> RunResult:
-        """Run `agent` on `input` and return its result. Raises only for developer mistakes."""
+        """Run `agent` on `input` and return its result. Raises only for developer mistakes.
+
+        `durable_start` is for `keel.durable` only: the run executes inside a DBOS workflow
+        (checkpointed model requests and tool calls) and started at that recorded time, so a
+        resumed run keeps its original timeout budget.
+        """
         if not self._started:
             await self.start()
-        compiled = self.compiled(agent)
+        durable = durable_start is not None
+        compiled = self.compiled(agent, durable=durable, stream=stream)
         spec = compiled.spec
         run_id = run_id or uuid.uuid4().hex
         run_timeout = spec.config.timeouts.run
+        started_at = durable_start or datetime.now(UTC)
+        if run_timeout is not None and durable:
+            run_timeout = max(0.001, run_timeout - (datetime.now(UTC) - started_at).total_seconds())
         recorder = RunRecorder(
             run_id=run_id,
             agent=spec.name,
             deadline=time.monotonic() + run_timeout if run_timeout is not None else None,
             on_event=on_event,
             tracing=self.tracing,
+            durable=durable,
         )
         deps = RunDeps(run_id, spec.name, session_id, user_id, dict(metadata or {}))
-        started_at = datetime.now(UTC)
         status, output, error = RunStatus.SUCCEEDED, None, None
+        interrupted: BaseException | None = None
         token = set_recorder(recorder)
         with agent_span(
             self.tracing,
@@ -227,7 +250,9 @@ class Runner:
             recorder.span = span
             try:
                 prompt = _prompt(compiled, input)
-                output = await self._execute(compiled, prompt, deps, recorder, stream, run_timeout, cancel)
+                output = await self._execute(
+                    compiled, prompt, deps, recorder, stream and not durable, run_timeout, cancel
+                )
             except _RunTimedOut:
                 status, error = (
                     RunStatus.TIMED_OUT,
@@ -241,8 +266,20 @@ class Runner:
             except Exception as exc:  # every failure of a run becomes its result, with a category
                 category, message = categorize(exc)
                 status, error = RunStatus.FAILED, RunError(category, message)
+            except BaseException as exc:
+                if not durable or not _is_durable_cancel(exc):
+                    raise
+                # DBOS stopped the workflow (a cancel, or another process took it over): record
+                # what the run did, then let DBOS end it.
+                status, error = (
+                    RunStatus.CANCELLED,
+                    RunError(ErrorCategory.CANCELLED, "the run was cancelled"),
+                )
+                interrupted = exc
             finally:
                 reset_recorder(token)
+            for call in recorder.take_pending_calls():  # attempts of a model request that failed
+                recorder.record_model_call(call)
             if status is not RunStatus.SUCCEEDED:
                 output = recorder.last_text or None  # keep what was produced so far
             result = RunResult(
@@ -276,9 +313,18 @@ class Runner:
                 output_tokens=result.output_tokens,
                 cost_usd=float(cost) if (cost := result.cost_usd) is not None else None,
             )
+        if interrupted is not None:
+            # Not recorded here: DBOS may have handed the run to another process, which will
+            # finish and record it. `keel.durable` records it only if the run was cancelled.
+            raise RunInterrupted(result) from interrupted
         if self.writer is not None:
             self.writer.submit(run_record(result))
         return result
+
+    def record(self, result: RunResult) -> None:
+        """Store `result` in the run history (background writer; a no-op without storage)."""
+        if self.writer is not None:
+            self.writer.submit(run_record(result))
 
     async def _execute(
         self,
@@ -306,6 +352,21 @@ class Runner:
                 raise _RunTimedOut() from None
             raise
         return result.output
+
+
+class RunInterrupted(BaseException):
+    """A durable run stopped by DBOS before it ended (cancelled, or taken over by another
+    process). Carries what the run had done; `__cause__` is DBOS's own exception."""
+
+    def __init__(self, result: RunResult) -> None:
+        super().__init__(f"run {result.run_id} was interrupted")
+        self.result = result
+
+
+def _is_durable_cancel(exc: BaseException) -> bool:
+    from dbos._error import DBOSWorkflowCancelledError, DBOSWorkflowConflictIDError
+
+    return isinstance(exc, DBOSWorkflowCancelledError | DBOSWorkflowConflictIDError)
 
 
 class _RunTimedOut(Exception):

@@ -16,16 +16,18 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
+from dbos import DBOS
 from pydantic_ai import RunContext
 from pydantic_ai._function_schema import FunctionSchema
 from pydantic_ai.exceptions import ApprovalRequired, CallDeferred, ModelRetry, ToolFailed
 from pydantic_ai.tools import Tool
+from pydantic_core import to_jsonable_python
 
 from keel.config.project import ResolvedTool
 from keel.config.schema import RetryOptions, ToolConfig
 from keel.errors import ErrorCategory, ToolFailure
 from keel.runtime.events import ToolFinished, ToolStarted
-from keel.runtime.recorder import current_recorder, tracing_of
+from keel.runtime.recorder import RunRecorder, current_recorder, tracing_of
 from keel.runtime.result import ToolCall
 from keel.runtime.retry import backoff_delay
 from keel.tracing import tool_span
@@ -107,13 +109,72 @@ class PolicyFunctionSchema(FunctionSchema):
         policy = self.policy
         if policy is None:  # pragma: no cover - `around` always sets one
             return await super().call(args_dict, ctx)
-        name = self.name
         recorder = current_recorder()
-        record = ToolCall(
-            call_id=ctx.tool_call_id or "", name=name, args=dict(args_dict), started_at=datetime.now(UTC)
-        )
+        if (
+            recorder is not None
+            and recorder.durable
+            and DBOS.workflow_id is not None
+            and DBOS.step_id is None
+        ):
+            return await self._durable_call(args_dict, ctx, policy, recorder)
+        record = self._new_record(args_dict, ctx)
         if recorder is not None:
             recorder.tool_calls.append(record)
+        return await self._traced_call(args_dict, ctx, policy, record, recorder)
+
+    def _new_record(self, args_dict: dict[str, Any], ctx: RunContext[Any]) -> ToolCall:
+        return ToolCall(
+            call_id=ctx.tool_call_id or "", name=self.name, args=dict(args_dict), started_at=datetime.now(UTC)
+        )
+
+    async def _durable_call(
+        self, args_dict: dict[str, Any], ctx: RunContext[Any], policy: ToolPolicy, recorder: RunRecorder
+    ) -> Any:
+        """The call as one checkpointed step: a completed call is never executed again, and on
+        replay its recorded outcome (result or failure, and its `ToolCall`) is returned as it was.
+
+        Nothing may be awaited before `run_step_async`: DBOS numbers steps when they are started,
+        and parallel tool calls must draw their numbers in call order, live and on replay.
+        """
+
+        async def step() -> dict[str, Any]:
+            record = self._new_record(args_dict, ctx)
+            try:
+                value = await self._traced_call(args_dict, ctx, policy, record, recorder)
+            except ModelRetry as exc:
+                return {"kind": "retry", "message": exc.message, "record": record}
+            except ToolFailed as exc:
+                return {"kind": "failed", "message": exc.message, "record": record}
+            except ToolFailure as exc:
+                return {
+                    "kind": "failure",
+                    "message": exc.message,
+                    "category": exc.category.value,
+                    "record": record,
+                }
+            return {"kind": "ok", "value": to_jsonable_python(value), "record": record}
+
+        outcome = await DBOS.run_step_async({"name": f"keel.tool.{self.name}"}, step)
+        recorder.tool_calls.append(outcome["record"])
+        kind, message = outcome["kind"], outcome.get("message", "")
+        if kind == "retry":
+            raise ModelRetry(message)
+        if kind == "failed":
+            raise ToolFailed(message)
+        if kind == "failure":
+            raise ToolFailure(message, category=ErrorCategory(outcome["category"]))
+        return outcome["value"]
+
+    async def _traced_call(
+        self,
+        args_dict: dict[str, Any],
+        ctx: RunContext[Any],
+        policy: ToolPolicy,
+        record: ToolCall,
+        recorder: RunRecorder | None,
+    ) -> Any:
+        name = self.name
+        if recorder is not None:
             await recorder.emit(ToolStarted(record.call_id, name, record.args))
         t0 = time.perf_counter()
         with tool_span(tracing_of(recorder), name=name, call_id=record.call_id, args=args_dict) as span:

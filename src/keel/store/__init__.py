@@ -4,10 +4,14 @@
 - `upgrade(url)` creates or migrates the tables (what `keel db upgrade` runs).
 - `RecordWriter` writes RunRecords and SpanRecords from a background thread, never blocking runs.
 - `RunStore` queries them: runs, spans, usage totals, per-agent statistics.
+- `CallbackLog` stores every attempt to deliver a run's callback (`CallbackAttempt`).
+- `Coordination`: worker heartbeats and dead-worker claims, and one active run per session.
 
 See docs/storage.md.
 """
 
+from keel.store.callbacks import CallbackAttempt, CallbackLog, CallbackOutcome
+from keel.store.coordination import Coordination, SessionRunState, WorkerRow
 from keel.store.migrate import current_revision, head_revision, upgrade
 from keel.store.records import ModelUsageRecord, RunRecord, SpanEvent, SpanRecord
 from keel.store.repository import RunStore
@@ -17,16 +21,22 @@ from keel.store.writer import RecordWriter, WriterStats
 
 __all__ = [
     "AgentStats",
+    "CallbackAttempt",
+    "CallbackLog",
+    "CallbackOutcome",
+    "Coordination",
     "ModelUsageRecord",
     "RecordWriter",
     "RunPage",
     "RunRecord",
     "RunStore",
+    "SessionRunState",
     "SpanEvent",
     "SpanRecord",
     "ToolStats",
     "UsageGroup",
     "UsageTotal",
+    "WorkerRow",
     "WriterStats",
     "current_revision",
     "head_revision",

@@ -8,7 +8,8 @@ Records read back are the records written: same fields, tz-aware UTC times, exac
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
@@ -226,6 +227,29 @@ class _Connection:
             raise UsageError(
                 f"the database at {mask_url(self._url)} has no Keel tables yet; run `keel db upgrade`"
             ) from None
+
+
+def read_connection(engine: AsyncEngine, url: str) -> _Connection:
+    """A connection for queries on `engine` (at `url`) that reports missing tables as RunStore does.
+
+    For the store's other async classes (callback log, coordination), so every reader says
+    "run `keel db upgrade`" the same way.
+    """
+    return _Connection(engine, url)
+
+
+@asynccontextmanager
+async def write_transaction(engine: AsyncEngine, url: str) -> AsyncIterator[AsyncConnection]:
+    """`engine.begin()`: commit on success, roll back on error; missing tables become a UsageError."""
+    try:
+        async with engine.begin() as connection:
+            yield connection
+    except DBAPIError as exc:
+        if _is_missing_table(describe_error(exc, url)):
+            raise UsageError(
+                f"the database at {mask_url(url)} has no Keel tables yet; run `keel db upgrade`"
+            ) from None
+        raise
 
 
 def _is_missing_table(message: str) -> bool:

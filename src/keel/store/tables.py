@@ -12,6 +12,17 @@ Layout, and why:
 - `spans`: finished spans, keyed by (trace_id, span_id); no foreign key to `runs`, since spans
   usually arrive before their run has ended.
 Child tables of `runs` cascade on delete so retention can delete runs alone.
+
+Server tables (revision 0002), used by durable runs:
+- `callback_attempts`: one row per delivery attempt of a run's callback, unique on (run_id,
+  attempt) so a step re-executed after a crash records its attempt once. That constraint is also
+  the index for "attempts of a run, in order". No foreign key to `runs`: a callback is delivered
+  before the background writer has necessarily stored its run.
+- `keel_workers`: one row per worker id with its last heartbeat, so a live worker can find dead
+  ones and claim (exactly once) the recovery of their unfinished runs.
+- `session_runs`: the runs of a session, one at a time. The partial unique index on `session_key`
+  WHERE `state = 'active'` makes "two active runs in one session" impossible whatever the callers
+  do, on both backends.
 """
 
 from __future__ import annotations
@@ -28,6 +39,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
+    text,
 )
 
 from keel.store.types import JsonDocument, Money, UtcDateTime
@@ -37,6 +50,7 @@ from keel.store.types import JsonDocument, Money, UtcDateTime
 ID_LENGTH = 128
 NAME_LENGTH = 256
 SHORT_LENGTH = 32
+SESSION_KEY_LENGTH = 512
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -142,3 +156,54 @@ spans = Table(
 )
 
 RUN_CHILD_TABLES = (run_usage, run_tags, run_tools)
+
+callback_attempts = Table(
+    "callback_attempts",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=True),
+    Column("run_id", String(ID_LENGTH), nullable=False),
+    # As long as runs.tenant_id, so every tenant a run may have can own its callback attempts.
+    Column("tenant_id", String(NAME_LENGTH), nullable=True),
+    Column("url", Text(), nullable=False),
+    Column("attempt", Integer(), nullable=False),
+    Column("attempted_at", UtcDateTime(), nullable=False),
+    Column("duration_ms", Float(), nullable=False),
+    Column("status_code", Integer(), nullable=True),
+    Column("outcome", String(SHORT_LENGTH), nullable=False),
+    Column("error", Text(), nullable=True),
+    Column("next_attempt_at", UtcDateTime(), nullable=True),
+    UniqueConstraint("run_id", "attempt"),
+)
+
+keel_workers = Table(
+    "keel_workers",
+    metadata,
+    Column("worker_id", String(ID_LENGTH), primary_key=True),
+    Column("role", String(SHORT_LENGTH), nullable=False),
+    Column("hostname", String(NAME_LENGTH), nullable=False),
+    Column("pid", Integer(), nullable=False),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("heartbeat_at", UtcDateTime(), nullable=False),
+    Column("stopped_at", UtcDateTime(), nullable=True),
+    Column("recovered_by", String(ID_LENGTH), nullable=True),
+    Column("recovered_at", UtcDateTime(), nullable=True),
+)
+
+ACTIVE_SESSION_RUN = text("state = 'active'")
+
+session_runs = Table(
+    "session_runs",
+    metadata,
+    Column("run_id", String(ID_LENGTH), primary_key=True),
+    Column("session_key", String(SESSION_KEY_LENGTH), nullable=False),
+    Column("state", String(SHORT_LENGTH), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Index("ix_session_runs_session_key_created_at", "session_key", "created_at"),
+    Index(
+        "uq_session_runs_session_key_active",
+        "session_key",
+        unique=True,
+        sqlite_where=ACTIVE_SESSION_RUN,
+        postgresql_where=ACTIVE_SESSION_RUN,
+    ),
+)

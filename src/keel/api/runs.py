@@ -1,0 +1,263 @@
+"""The runs API under /v1: create (accept, queue, optionally wait), get, list, cancel, events
+(server-sent, resumable), callback attempts, and queue statistics. Routes stay thin: the work is
+in `keel.durable.DurableRuns`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from keel.api.problems import Problem
+from keel.durable.callbacks import CallbackRefused
+from keel.durable.service import TERMINAL, DurableRuns, Submission, SubmitRefused
+from keel.store import CallbackLog, RunStore
+from keel.store.repository import MAX_PAGE
+
+router = APIRouter(prefix="/v1", tags=["runs"])
+
+
+class CreateRun(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    input: Annotated[
+        str | dict[str, Any] | list[Any],
+        Field(description="Text, or JSON matching the agent's input schema."),
+    ]
+    session_id: Annotated[str | None, Field(max_length=200, description="One active run per session.")] = None
+    user_id: Annotated[str | None, Field(max_length=200)] = None
+    metadata: dict[str, Any] = {}
+    tags: Annotated[list[Annotated[str, Field(min_length=1, max_length=100)]], Field(max_length=20)] = []
+    wait: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=3600,
+            description="Seconds to wait for the result: 200 with the run if it ends in time, else 202.",
+        ),
+    ] = 0
+    callback_url: Annotated[
+        str | None, Field(max_length=2000, description="POST the finished run here (signed, retried).")
+    ] = None
+    priority: Annotated[int | None, Field(ge=1, le=1_000_000, description="Lower runs first.")] = None
+    stream: Annotated[bool, Field(description="Stream model text deltas as events.")] = False
+
+
+def _durable(request: Request) -> DurableRuns:
+    durable: DurableRuns | None = request.app.state.durable
+    if durable is None:
+        raise Problem(
+            503, "durable_runs_unavailable", "Durable runs are off", "storage is disabled for this project"
+        )
+    return durable
+
+
+def _urls(run_id: str) -> dict[str, str]:
+    base = f"/v1/runs/{run_id}"
+    return {
+        "self": base,
+        "events": f"{base}/events",
+        "cancel": f"{base}/cancel",
+        "callbacks": f"{base}/callbacks",
+    }
+
+
+@router.post(
+    "/agents/{agent}/runs",
+    status_code=202,
+    responses={
+        200: {"description": "The run ended within `wait` seconds."},
+        202: {"description": "Accepted."},
+    },
+)
+async def create_run(
+    request: Request,
+    agent: str,
+    body: Annotated[CreateRun, Body()],
+    idempotency_key: Annotated[str | None, Header(max_length=255, alias="Idempotency-Key")] = None,
+) -> Response:
+    durable = _durable(request)
+    if agent not in durable.project.agents:
+        raise Problem(404, "agent_not_found", "Unknown agent", f"no agent named {agent!r}")
+    if body.wait > durable.settings.max_wait:
+        raise Problem(
+            422,
+            "invalid_request",
+            "Invalid request",
+            f"wait: at most {durable.settings.max_wait:g} seconds here",
+        )
+    submission = Submission(
+        agent=agent,
+        input=body.input,
+        session_id=body.session_id,
+        user_id=body.user_id,
+        metadata=body.metadata,
+        tags=tuple(body.tags),
+        priority=body.priority,
+        callback_url=body.callback_url,
+        stream=body.stream,
+        idempotency_key=idempotency_key,
+    )
+    try:
+        submitted = await durable.submit(submission)
+    except CallbackRefused as exc:
+        raise Problem(
+            422, "callback_url_not_allowed", "Callback URL not allowed", exc.message, field="callback_url"
+        ) from None
+    except SubmitRefused as exc:
+        raise Problem(exc.status, exc.code, "Run not accepted", exc.message) from None
+    view = await durable.wait(submitted.run_id, body.wait)
+    headers = {"Location": f"/v1/runs/{submitted.run_id}"}
+    if not submitted.created:
+        headers["Idempotent-Replayed"] = "true"
+    if view is not None and view["status"] in TERMINAL:
+        if view.get("error") and view["error"].get("category") == "bad_input":
+            raise Problem(
+                422, "bad_input", "Input does not match the agent's input schema", view["error"]["message"]
+            )
+        return JSONResponse({**view, "urls": _urls(submitted.run_id)}, status_code=200, headers=headers)
+    status = view["status"] if view is not None else "queued"
+    return JSONResponse(
+        {"run_id": submitted.run_id, "status": status, "urls": _urls(submitted.run_id)},
+        status_code=202,
+        headers=headers,
+    )
+
+
+@router.get("/runs/{run_id}")
+async def get_run(request: Request, run_id: Annotated[str, Field(max_length=128)]) -> dict[str, Any]:
+    durable = _durable(request)
+    view = await durable.get(run_id)
+    if view is None:
+        view = await durable.runner_history(run_id)
+    if view is None:
+        raise Problem(404, "run_not_found", "Unknown run", f"no run with id {run_id!r}")
+    return {**view, "urls": _urls(run_id)}
+
+
+@router.get("/runs")
+async def list_runs(
+    request: Request,
+    agent: str | None = None,
+    status: str | None = None,
+    session_id: str | None = None,
+    user_id: str | None = None,
+    tag: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """Ended runs from the run history, newest first (pass `next_cursor` back for the next page);
+    `status=queued` or `status=running` lists the runs not ended yet instead."""
+    durable = _durable(request)
+    if status in ("queued", "running"):
+        from dbos import DBOS
+
+        from keel.durable.queues import queue_name
+
+        wanted = ["ENQUEUED", "DELAYED"] if status == "queued" else ["PENDING"]
+        queues = [queue_name(agent)] if agent else [queue_name(a) for a in durable.project.agents]
+        found = await DBOS.list_workflows_async(
+            queue_name=queues, status=wanted, limit=limit, load_output=False
+        )
+        views = [await durable._view(w) for w in found]
+        views = [v for v in views if (session_id is None or v.get("session_id") == session_id)]
+        return {"runs": views, "next_cursor": None}
+    from keel.durable.views import record_view
+    from keel.errors import UsageError
+
+    async with await RunStore.open(durable.database_url) as store:
+        try:
+            page = await store.list_runs(
+                agent=agent,
+                status=status,
+                session_id=session_id,
+                user_id=user_id,
+                tag=tag,
+                limit=limit,
+                cursor=cursor,
+            )
+        except UsageError as exc:
+            raise Problem(422, "invalid_request", "Invalid request", str(exc)) from None
+    return {"runs": [record_view(r) for r in page.runs], "next_cursor": page.next_cursor}
+
+
+@router.post("/runs/{run_id}/cancel")
+async def cancel_run(request: Request, run_id: str) -> dict[str, Any]:
+    durable = _durable(request)
+    view = await durable.cancel(run_id)
+    if view is None:
+        raise Problem(404, "run_not_found", "Unknown run", f"no run with id {run_id!r}")
+    return {**view, "urls": _urls(run_id)}
+
+
+@router.get("/runs/{run_id}/events", response_class=StreamingResponse)
+async def run_events(
+    request: Request,
+    run_id: str,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    after: Annotated[int | None, Query(ge=-1, description="Resume after this event id.")] = None,
+) -> StreamingResponse:
+    """Server-sent events: `status`, `tool_started`, `tool_finished`, `model_retrying`,
+    `model_fallback` and (streaming runs) `text`. Each event's id is its position; reconnect with
+    `Last-Event-ID` to continue after it. The stream ends after the final `status` event."""
+    durable = _durable(request)
+    if await durable.get(run_id) is None:
+        raise Problem(404, "run_not_found", "Unknown run", f"no run with id {run_id!r}")
+    start = after if after is not None else -1
+    if last_event_id is not None:
+        try:
+            start = int(last_event_id)
+        except ValueError:
+            raise Problem(
+                422, "invalid_request", "Invalid request", "Last-Event-ID must be an event id"
+            ) from None
+
+    async def stream() -> AsyncIterator[bytes]:
+        yield b"retry: 1000\n\n"
+        async for offset, event in durable.events(run_id, start):
+            if offset < 0:
+                yield b": keep-alive\n\n"
+                continue
+            data = json.dumps(event, ensure_ascii=False, default=str)
+            yield f"id: {offset}\nevent: {event.get('type', 'message')}\ndata: {data}\n\n".encode()
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/runs/{run_id}/callbacks")
+async def callback_attempts(request: Request, run_id: str) -> dict[str, Any]:
+    """Every delivery attempt of the run's callback, in order."""
+    durable = _durable(request)
+    async with CallbackLog(durable.database_url) as log:
+        attempts = await log.attempts(run_id)
+    return {
+        "run_id": run_id,
+        "attempts": [
+            {
+                "attempt": a.attempt,
+                "url": a.url,
+                "attempted_at": a.attempted_at.isoformat(),
+                "duration_ms": a.duration_ms,
+                "status_code": a.status_code,
+                "outcome": a.outcome,
+                "error": a.error,
+                "next_attempt_at": a.next_attempt_at.isoformat() if a.next_attempt_at else None,
+            }
+            for a in attempts
+        ],
+    }
+
+
+@router.get("/queues", tags=["queues"])
+async def queues(request: Request) -> dict[str, Any]:
+    """Per agent: runs queued, waiting for their session, running, the oldest queued run's age,
+    and queue wait (p50, p95) over the last five minutes."""
+    return {"queues": await _durable(request).queue_stats()}

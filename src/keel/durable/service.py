@@ -1,0 +1,446 @@
+"""`DurableRuns`: queued, crash-proof runs of a project's agents, on DBOS.
+
+The API calls `submit` (accept and queue), `get`, `wait`, `cancel` and `events`; worker
+processes execute the queued runs (`execute`, the body of the `keel.run` workflow) and deliver
+callbacks (`deliver_callback`). A process can be both (`role="all"`, the SQLite default), only
+accept (`api`) or only execute (`worker`). See docs/server.md.
+
+A run is one DBOS workflow whose id is the run id. Every model request and every tool call is a
+checkpointed step, so a process killed mid-run resumes it on restart without repeating any
+completed request or tool call; on Postgres another worker adopts the runs of a worker that
+stopped sending heartbeats (`keel.durable.workers`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hashlib
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from dbos import DBOS, SetEnqueueOptions, SetWorkflowID
+from dbos._error import DBOSNonExistentWorkflowError
+
+from keel.durable import engine, sessions
+from keel.durable.callbacks import CallbackDeliverer
+from keel.durable.events import EventSink, status_event
+from keel.durable.queues import partition_key, queue_name, queue_settings
+from keel.durable.workers import WorkerPresence
+from keel.durable.workflows import CALLBACK_QUEUE, bind, keel_callback, keel_run
+from keel.errors import ErrorCategory, UsageError
+from keel.runtime.result import RunError, RunResult, RunStatus
+from keel.runtime.runner import RunInterrupted, Runner
+
+log = logging.getLogger("keel.durable")
+
+Role = Literal["all", "api", "worker"]
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+_STATUS = {
+    "ENQUEUED": "queued",
+    "DELAYED": "queued",
+    "PENDING": "running",
+    "SUCCESS": "succeeded",
+    "ERROR": "failed",
+    "CANCELLED": "cancelled",
+    "MAX_RECOVERY_ATTEMPTS_EXCEEDED": "failed",
+}
+TERMINAL = frozenset({"succeeded", "failed", "timed_out", "cancelled"})
+
+
+class SubmitRefused(Exception):
+    """A submission that cannot be accepted as asked; `code` is the API's problem code."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass(frozen=True)
+class Submission:
+    agent: str
+    input: Any
+    session_id: str | None = None
+    user_id: str | None = None
+    tenant_id: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    priority: int | None = None
+    callback_url: str | None = None
+    stream: bool = False
+    idempotency_key: str | None = None
+    trigger: str = "api"
+
+    def request_hash(self) -> str:
+        body = {
+            "agent": self.agent,
+            "input": self.input,
+            "session_id": self.session_id,
+            "user_id": self.user_id,
+            "metadata": dict(self.metadata),
+            "tags": list(self.tags),
+            "priority": self.priority,
+            "callback_url": self.callback_url,
+            "stream": self.stream,
+        }
+        return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Submitted:
+    run_id: str
+    created: bool  # False when an idempotency key matched an earlier run
+
+
+class DurableRuns:
+    def __init__(
+        self,
+        runner: Runner,
+        *,
+        role: Role = "all",
+        worker_id: str | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        if runner.database_url is None:
+            raise UsageError("durable runs need storage: set storage.enabled to true")
+        self.runner = runner
+        self.project = runner.project
+        self.settings = runner.project.config.server
+        self.role: Role = role
+        self.database_url = runner.database_url
+        self.system_url = engine.system_database_url(self.database_url)
+        self.sqlite = engine.is_sqlite(self.system_url)
+        if self.sqlite and role != "all":
+            raise UsageError(
+                f"--role {role} needs PostgreSQL: on SQLite one process serves the API and runs the work"
+            )
+        env = os.environ if environ is None else environ
+        default_id = "keel-sqlite" if self.sqlite else f"{socket.gethostname()}-{role}"
+        self.worker_id = worker_id or env.get("KEEL_WORKER_ID") or default_id
+        self.executes = role in ("all", "worker")
+        self._waiters: dict[str, list[asyncio.Future[dict[str, Any]]]] = {}
+        self.callbacks = CallbackDeliverer(self.project, self.database_url, env)
+        self.sessions = sessions.SessionGate(self.database_url)
+        self.presence = WorkerPresence(self, self.database_url)
+        self._started = False
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Migrate, launch DBOS on this loop (resuming this worker's unfinished runs) and register
+        the agents' queues."""
+        if self._started:
+            return
+        await self.runner.start()
+        if self.executes:
+            for name in self.project.agents:  # compile before launch: recovery replays at once
+                self.runner.compiled(name, durable=True)
+                self.runner.compiled(name, durable=True, stream=True)
+        await self.presence.check_single_sqlite_process()
+        bind(self)
+        config = engine.dbos_config(self.system_url, executor_id=self.worker_id)
+        await engine.launch(config, listen=None if self.executes else [])
+        for spec in self.project.agents.values():
+            settings = queue_settings(spec, poll_interval=self.settings.poll_interval)
+            await DBOS.register_queue_async(settings.name, **settings.options)
+        await DBOS.register_queue_async(
+            CALLBACK_QUEUE, worker_concurrency=50, polling_interval_sec=max(0.2, self.settings.poll_interval)
+        )
+        await self.callbacks.start()
+        await self.sessions.start()
+        await self.presence.start()
+        self._started = True
+
+    async def stop(self) -> None:
+        """Stop taking work, let running runs finish for `server.shutdown_grace` seconds, and
+        stop DBOS; unfinished runs resume at the next start (or on another worker)."""
+        if not self._started:
+            return
+        self._started = False
+        await self.presence.stop()
+        await asyncio.to_thread(engine.destroy, self.settings.shutdown_grace)
+        # DBOS installs its own default executor on the loop and shuts it down with itself.
+        asyncio.get_running_loop().set_default_executor(concurrent.futures.ThreadPoolExecutor())
+        bind(None)
+        await self.callbacks.close()
+        await self.sessions.close()
+        for futures in self._waiters.values():
+            for future in futures:
+                future.cancel()
+        self._waiters.clear()
+
+    # -- accept ------------------------------------------------------------------------------------
+
+    async def submit(self, sub: Submission) -> Submitted:
+        spec = self.project.agent(sub.agent)
+        queue = spec.config.queue
+        if sub.callback_url is not None:
+            self.callbacks.check_url(sub.callback_url)
+        digest = sub.request_hash()
+        if sub.idempotency_key is not None:
+            run_id, existing = await self._idempotent_id(sub, digest)
+            if existing:
+                return Submitted(run_id, created=False)
+        else:
+            run_id = uuid.uuid4().hex
+        request: dict[str, Any] = {
+            "agent": sub.agent,
+            "input": sub.input,
+            "session_id": sub.session_id,
+            "user_id": sub.user_id,
+            "tenant_id": sub.tenant_id,
+            "metadata": dict(sub.metadata),
+            "tags": list(sub.tags),
+            "callback_url": sub.callback_url,
+            "stream": sub.stream,
+            "trigger": sub.trigger,
+            "request_hash": digest,
+            "submitted_at": datetime.now(UTC).isoformat(),
+        }
+        delayed = False
+        if sub.session_id is not None:
+            key = sessions.session_key(sub.tenant_id, sub.agent, sub.session_id)
+            request["session_key"] = key
+            delayed = not await self.sessions.enter(run_id, key, queue.session_policy)
+        options = SetEnqueueOptions(
+            priority=sub.priority or queue.priority,
+            queue_partition_key=partition_key(queue, sub.tenant_id, sub.user_id),
+            delay_seconds=sessions.PARKED_SECONDS if delayed else None,
+        )
+        with SetWorkflowID(run_id), options:
+            await DBOS.enqueue_workflow_async(queue_name(sub.agent), keel_run, request)
+        if sub.session_id is not None:
+            await self.sessions.after_enqueue(run_id, request["session_key"], queue.session_policy, self)
+        return Submitted(run_id, created=True)
+
+    async def _idempotent_id(self, sub: Submission, digest: str) -> tuple[str, bool]:
+        """The run id for an idempotency key: the run it already made within 24 hours (True), or
+        a fresh id (False). A key reused with a different request is refused."""
+        assert sub.idempotency_key is not None
+        base = hashlib.sha256(
+            json.dumps([sub.tenant_id, sub.agent, sub.idempotency_key]).encode()
+        ).hexdigest()[:32]
+        for generation in range(100):
+            run_id = f"idem-{base}" if generation == 0 else f"idem-{base}-{generation}"
+            found = await DBOS.list_workflows_async(workflow_ids=[run_id], load_input=True, load_output=False)
+            if not found:
+                return run_id, False
+            status = found[0]
+            created = datetime.fromtimestamp((status.created_at or 0) / 1000, UTC)
+            if datetime.now(UTC) - created >= IDEMPOTENCY_WINDOW:
+                continue  # expired: the key may make a new run
+            stored = _request_of(status)
+            if stored.get("request_hash") != digest:
+                raise SubmitRefused(
+                    422,
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was already used within 24 hours for a different request",
+                )
+            return run_id, True
+        raise SubmitRefused(422, "idempotency_key_reused", "this Idempotency-Key has been used too often")
+
+    # -- read --------------------------------------------------------------------------------------
+
+    async def get(self, run_id: str) -> dict[str, Any] | None:
+        """The run as the API shows it, or None if there is no such durable run."""
+        found = await DBOS.list_workflows_async(workflow_ids=[run_id], load_input=True, load_output=True)
+        if not found:
+            return None
+        return await self._view(found[0])
+
+    async def _view(self, status: Any) -> dict[str, Any]:
+        state = _STATUS.get(status.status, "running")
+        if state == "succeeded" and isinstance(status.output, dict):
+            return dict(status.output)
+        request = _request_of(status)
+        view: dict[str, Any] = {
+            "run_id": status.workflow_id,
+            "agent": request.get("agent"),
+            "status": state,
+            "session_id": request.get("session_id"),
+            "user_id": request.get("user_id"),
+            "tenant_id": request.get("tenant_id"),
+            "metadata": request.get("metadata", {}),
+            "created_at": _iso(status.created_at),
+            "started_at": _iso(status.dequeued_at),
+            "ended_at": _iso(status.completed_at) if state in TERMINAL else None,
+            "output": None,
+            "error": None,
+        }
+        if state == "queued":
+            view["queued_for_s"] = round(time.time() - (status.created_at or 0) / 1000, 3)
+        if state == "cancelled":
+            recorded = await self.runner_history(status.workflow_id)
+            if recorded is not None:
+                return recorded
+            view["error"] = {"category": ErrorCategory.CANCELLED.value, "message": "the run was cancelled"}
+        if state == "failed":
+            message = str(status.error) if status.error is not None else "the run could not complete"
+            if status.status == "MAX_RECOVERY_ATTEMPTS_EXCEEDED":
+                message = "the run crashed its worker too many times and was given up"
+            view["error"] = {"category": ErrorCategory.INTERNAL.value, "message": message}
+        return view
+
+    async def runner_history(self, run_id: str) -> dict[str, Any] | None:
+        """The run as stored in the run history, if it is there (it is written in the background)."""
+        from keel.store import RunStore
+
+        async with await RunStore.open(self.database_url) as store:
+            record = await store.get_run(run_id)
+        return None if record is None else record_view(record)
+
+    async def wait(self, run_id: str, timeout: float) -> dict[str, Any] | None:
+        """The run once it has ended, or its current view after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        if self.executes and timeout > 0:
+            future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            self._waiters.setdefault(run_id, []).append(future)
+            try:
+                view = await self.get(run_id)
+                if view is None or view["status"] in TERMINAL:
+                    return view
+                # Finished here: the workflow resolves the future. Elsewhere: poll below.
+                done, _ = await asyncio.wait({future}, timeout=min(timeout, 1.0))
+                if future in done and not future.cancelled():
+                    return future.result()
+            finally:
+                waiters = self._waiters.get(run_id, [])
+                if future in waiters:
+                    waiters.remove(future)
+                if not waiters:
+                    self._waiters.pop(run_id, None)
+        delay = 0.02
+        while True:
+            view = await self.get(run_id)
+            if view is None or view["status"] in TERMINAL or time.monotonic() >= deadline:
+                return view
+            await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 1.5, 0.25)
+
+    async def cancel(self, run_id: str) -> dict[str, Any] | None:
+        """Cancel a queued or running run. A running run stops at its next step; a step in
+        progress (a model request or tool call) finishes first."""
+        view = await self.get(run_id)
+        if view is None or view["status"] in TERMINAL:
+            return view
+        await DBOS.cancel_workflow_async(run_id)
+        found = await DBOS.list_workflows_async(workflow_ids=[run_id], load_input=True, load_output=False)
+        request = _request_of(found[0]) if found else {}
+        if view["status"] == "queued":
+            self.runner.record(_cancelled_result(run_id, request))
+        if request.get("session_key"):
+            await self.sessions.release(run_id)
+        return await self.get(run_id)
+
+    async def events(self, run_id: str, after: int = -1) -> AsyncIterator[tuple[int, dict[str, Any]]]:
+        """The run's events from offset `after + 1`, as (offset, event), until it ends."""
+        from keel.durable.events import read_events
+
+        async for item in read_events(self, run_id, after):
+            yield item
+
+    async def queue_stats(self) -> list[dict[str, Any]]:
+        from keel.durable.stats import queue_stats
+
+        return await queue_stats(self)
+
+    # -- execute (inside the `keel.run` workflow) ---------------------------------------------------
+
+    async def execute(self, request: dict[str, Any]) -> dict[str, Any]:
+        run_id = DBOS.workflow_id
+        assert run_id is not None
+        started = await DBOS.run_step_async({"name": "keel.run_start"}, _now)
+        sink = EventSink(stream=bool(request.get("stream")))
+        await sink.write(status_event("running"))
+        try:
+            result = await self.runner.run(
+                request["agent"],
+                request["input"],
+                run_id=run_id,
+                stream=bool(request.get("stream")),
+                on_event=sink.emit,
+                trigger=request.get("trigger", "api"),
+                session_id=request.get("session_id"),
+                user_id=request.get("user_id"),
+                tenant_id=request.get("tenant_id"),
+                tags=tuple(request.get("tags", ())),
+                metadata=request.get("metadata") or {},
+                durable_start=started,
+            )
+        except RunInterrupted as stop:
+            status = await DBOS.get_workflow_status_async(run_id)
+            if status is not None and status.status == "CANCELLED":
+                self.runner.record(stop.result)
+            raise stop.__cause__ or stop from None
+        view = result.to_dict()
+        await sink.write(status_event(result.status.value, result))
+        if request.get("session_key"):
+            await DBOS.run_step_async({"name": "keel.session_release"}, self.sessions.release, run_id)
+        if request.get("callback_url"):
+            job = {
+                "run_id": run_id,
+                "tenant_id": request.get("tenant_id"),
+                "url": request["callback_url"],
+                "run": view,
+            }
+            with SetWorkflowID(f"{run_id}.callback"):
+                await DBOS.enqueue_workflow_async(CALLBACK_QUEUE, keel_callback, job)
+        for future in self._waiters.pop(run_id, []):
+            if not future.done():
+                future.set_result(view)
+        return view
+
+    async def deliver_callback(self, job: dict[str, Any]) -> dict[str, Any]:
+        return await self.callbacks.deliver(job)
+
+
+async def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _request_of(status: Any) -> dict[str, Any]:
+    inputs = status.input or {}
+    args = inputs.get("args") or ()
+    return args[0] if args and isinstance(args[0], dict) else {}
+
+
+def _iso(epoch_ms: int | None) -> str | None:
+    return None if epoch_ms is None else datetime.fromtimestamp(epoch_ms / 1000, UTC).isoformat()
+
+
+def _cancelled_result(run_id: str, request: dict[str, Any]) -> RunResult:
+    now = datetime.now(UTC)
+    return RunResult(
+        run_id=run_id,
+        agent=str(request.get("agent", "")),
+        status=RunStatus.CANCELLED,
+        output=None,
+        error=RunError(ErrorCategory.CANCELLED, "the run was cancelled before it started"),
+        started_at=now,
+        ended_at=now,
+        input=request.get("input"),
+        trigger=str(request.get("trigger", "api")),
+        session_id=request.get("session_id"),
+        user_id=request.get("user_id"),
+        tenant_id=request.get("tenant_id"),
+        tags=tuple(request.get("tags", ())),
+        metadata=dict(request.get("metadata") or {}),
+    )
+
+
+def record_view(record: Any) -> dict[str, Any]:
+    """A stored RunRecord in the shape of the API's run JSON."""
+    from keel.durable.views import record_view as view
+
+    return view(record)
+
+
+__all__ = ["DBOSNonExistentWorkflowError", "DurableRuns", "Submission", "SubmitRefused", "Submitted"]

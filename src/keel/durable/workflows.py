@@ -1,0 +1,51 @@
+"""The durable workflows: one run of an agent (`keel.run`) and one callback delivery (`keel.callback`).
+
+They are registered at import, before DBOS launches, because DBOS recovers a workflow by its
+registered name. Their bodies delegate to the process's `DurableRuns` (there is one DBOS per
+process, so one service): the workflow functions stay small and their step sequence explicit.
+
+The step sequence of `keel.run`, which replay depends on (change it => bump WORKFLOW_REVISION):
+1. `keel.run_start` (the recorded start time, so a resumed run keeps its timeout budget)
+2. event `running` on the run's event stream
+3. the agent loop: one step per model request, one per tool call (and, for streaming runs, the
+   event steps of pydantic-ai's durable event handler)
+4. event `finished`
+5. `keel.session_release` (runs in a session only)
+6. start of the `keel.callback` child workflow (runs with a callback URL only)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from dbos import DBOS
+
+if TYPE_CHECKING:
+    from keel.durable.service import DurableRuns
+
+RUN_WORKFLOW = "keel.run"
+CALLBACK_WORKFLOW = "keel.callback"
+CALLBACK_QUEUE = "keel.callbacks"
+
+_service: DurableRuns | None = None
+
+
+def bind(service: DurableRuns | None) -> None:
+    global _service
+    _service = service
+
+
+def _active() -> DurableRuns:
+    if _service is None:
+        raise RuntimeError("a durable Keel run was started but this process has no DurableRuns service")
+    return _service
+
+
+@DBOS.workflow(name=RUN_WORKFLOW, max_recovery_attempts=50)
+async def keel_run(request: dict[str, Any]) -> dict[str, Any]:
+    return await _active().execute(request)
+
+
+@DBOS.workflow(name=CALLBACK_WORKFLOW, max_recovery_attempts=50)
+async def keel_callback(job: dict[str, Any]) -> dict[str, Any]:
+    return await _active().deliver_callback(job)
