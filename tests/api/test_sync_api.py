@@ -59,7 +59,7 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
 
 
 def test_run_an_agent_synchronously(client: httpx.Client) -> None:
-    response = client.post("/v1/agents/inbox/runs", json={"input": EMAIL, "user_id": "u1"})
+    response = client.post("/v1/agents/inbox/runs", json={"input": EMAIL, "user_id": "u1", "wait": 30})
     assert response.status_code == 200, response.text
     run = response.json()
     assert run["status"] == "succeeded"

@@ -204,9 +204,12 @@ class CallbackEndpoint(_Strict):
     url: Annotated[str, Field(pattern=r"^https?://[^/?#]+(/[^?#]*)?$")] = Field(
         description="Prefix of the allowed callback URLs, e.g. https://hooks.example.com/keel/."
     )
-    secret_env: str | None = Field(default=None, description="Environment variable holding the signing secret.")
+    secret_env: str | None = Field(
+        default=None, description="Environment variable holding the signing secret."
+    )
     secret_file: str | None = Field(
-        default=None, description="File holding the signing secret (relative to the project), e.g. a mounted secret."
+        default=None,
+        description="File holding the signing secret (relative to the project), e.g. a mounted secret.",
     )
     previous_secret_env: str | None = Field(
         default=None,

@@ -36,7 +36,7 @@ from keel.durable.events import EventSink, status_event
 from keel.durable.queues import partition_key, queue_name, queue_settings
 from keel.durable.workers import WorkerPresence
 from keel.durable.workflows import CALLBACK_QUEUE, bind, keel_callback, keel_run
-from keel.errors import ErrorCategory, UsageError
+from keel.errors import BadInput, ErrorCategory, UsageError
 from keel.runtime.result import RunError, RunResult, RunStatus
 from keel.runtime.runner import RunInterrupted, Runner
 
@@ -182,6 +182,10 @@ class DurableRuns:
     async def submit(self, sub: Submission) -> Submitted:
         spec = self.project.agent(sub.agent)
         queue = spec.config.queue
+        try:
+            self.runner.check_input(sub.agent, sub.input)
+        except BadInput as exc:
+            raise SubmitRefused(422, "bad_input", exc.message) from None
         if sub.callback_url is not None:
             self.callbacks.check_url(sub.callback_url)
         digest = sub.request_hash()
@@ -297,7 +301,7 @@ class DurableRuns:
             record = await store.get_run(run_id)
         return None if record is None else record_view(record)
 
-    async def wait(self, run_id: str, timeout: float) -> dict[str, Any] | None:
+    async def wait(self, run_id: str, timeout: float) -> dict[str, Any] | None:  # noqa: ASYNC109 - a wait budget, not a cancel
         """The run once it has ended, or its current view after `timeout` seconds."""
         deadline = time.monotonic() + timeout
         if self.executes and timeout > 0:

@@ -321,6 +321,11 @@ class Runner:
             self.writer.submit(run_record(result))
         return result
 
+    def check_input(self, agent: str, input: RunInput) -> None:
+        """Raise `BadInput` if `input` does not match the agent's input schema (for accepting a
+        queued run: bad input is refused at once, not after waiting in the queue)."""
+        _prompt(self.compiled(agent), input)
+
     def record(self, result: RunResult) -> None:
         """Store `result` in the run history (background writer; a no-op without storage)."""
         if self.writer is not None:
