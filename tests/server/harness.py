@@ -69,25 +69,22 @@ def free_port() -> int:
 def write_project(root: Path, base_url: str, *, queue: str = "", extra_server: str = "") -> Path:
     (root / "agents").mkdir(parents=True, exist_ok=True)
     (root / "tools").mkdir(exist_ok=True)
-    (root / "keel.yaml").write_text(
-        textwrap.dedent(
-            f"""\
-            project: servertest
-            models:
-              fake:
-                provider: openai-compatible
-                model: fake-model
-                base_url: {base_url}
-                api_key_env: FAKE_KEY
-            server:
-              poll_interval: 0.05
-              heartbeat_interval: 0.5
-              worker_timeout: 2
-              shutdown_grace: 1
-            {textwrap.indent(textwrap.dedent(extra_server), "  ").strip()}
-            """
-        )
-    )
+    lines = [
+        "project: servertest",
+        "models:",
+        "  fake:",
+        "    provider: openai-compatible",
+        "    model: fake-model",
+        f"    base_url: {base_url}",
+        "    api_key_env: FAKE_KEY",
+        "server:",
+        "  poll_interval: 0.05",
+        "  heartbeat_interval: 0.5",
+        "  worker_timeout: 2",
+        "  shutdown_grace: 1",
+        *("  " + line for line in textwrap.dedent(extra_server).splitlines() if line.strip()),
+    ]
+    (root / "keel.yaml").write_text("\n".join(lines) + "\n")
     (root / "tools" / "__init__.py").write_text("")
     (root / "tools" / "side.py").write_text(TOOL)
     (root / "agents" / "worker.yaml").write_text(
