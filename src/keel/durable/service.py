@@ -39,6 +39,7 @@ from keel.durable.workflows import CALLBACK_QUEUE, bind, keel_callback, keel_run
 from keel.errors import BadInput, ErrorCategory, UsageError
 from keel.runtime.result import RunError, RunResult, RunStatus
 from keel.runtime.runner import RunInterrupted, Runner
+from keel.store import Coordination
 
 log = logging.getLogger("keel.durable")
 
@@ -128,8 +129,9 @@ class DurableRuns:
         self.executes = role in ("all", "worker")
         self._waiters: dict[str, list[asyncio.Future[dict[str, Any]]]] = {}
         self.callbacks = CallbackDeliverer(self.project, self.database_url, env)
-        self.sessions = sessions.SessionGate(self.database_url)
-        self.presence = WorkerPresence(self, self.database_url)
+        self.coordination = Coordination(self.database_url)
+        self.sessions = sessions.SessionGate(self.coordination)
+        self.presence = WorkerPresence(self, self.coordination)
         self._started = False
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -155,7 +157,6 @@ class DurableRuns:
             CALLBACK_QUEUE, worker_concurrency=50, polling_interval_sec=max(0.2, self.settings.poll_interval)
         )
         await self.callbacks.start()
-        await self.sessions.start()
         await self.presence.start()
         self._started = True
 
@@ -171,7 +172,7 @@ class DurableRuns:
         asyncio.get_running_loop().set_default_executor(concurrent.futures.ThreadPoolExecutor())
         bind(None)
         await self.callbacks.close()
-        await self.sessions.close()
+        await self.coordination.close()
         for futures in self._waiters.values():
             for future in futures:
                 future.cancel()

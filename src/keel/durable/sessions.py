@@ -43,23 +43,8 @@ class SessionBusy(Exception):
 
 
 class SessionGate:
-    def __init__(self, database_url: str) -> None:
-        self._url = database_url
-        self._coordination: Coordination | None = None
-
-    @property
-    def coordination(self) -> Coordination:
-        if self._coordination is None:
-            self._coordination = Coordination(self._url)
-        return self._coordination
-
-    async def start(self) -> None:
-        self.coordination  # noqa: B018 - open lazily, but fail at start-up on a bad URL
-
-    async def close(self) -> None:
-        if self._coordination is not None:
-            await self._coordination.close()
-            self._coordination = None
+    def __init__(self, coordination: Coordination) -> None:
+        self.coordination = coordination
 
     async def enter(self, run_id: str, key: str, policy: str) -> bool:
         """Join the session's line. True: the run may start now. False: it must be parked.

@@ -33,18 +33,11 @@ log = logging.getLogger("keel.durable")
 
 
 class WorkerPresence:
-    def __init__(self, service: DurableRuns, database_url: str) -> None:
+    def __init__(self, service: DurableRuns, coordination: Coordination) -> None:
         self.service = service
-        self._url = database_url
-        self._coordination: Coordination | None = None
+        self.coordination = coordination
         self._task: asyncio.Task[None] | None = None
         self.adopted: list[str] = []  # dead workers whose runs this process took over
-
-    @property
-    def coordination(self) -> Coordination:
-        if self._coordination is None:
-            self._coordination = Coordination(self._url)
-        return self._coordination
 
     async def check_single_sqlite_process(self) -> None:
         service = self.service
@@ -71,12 +64,9 @@ class WorkerPresence:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self.service.executes and self._coordination is not None:
+        if self.service.executes:
             with contextlib.suppress(Exception):
                 await self.coordination.mark_stopped(self.service.worker_id)
-        if self._coordination is not None:
-            await self._coordination.close()
-            self._coordination = None
 
     async def _beat(self) -> None:
         await self.coordination.heartbeat(

@@ -345,12 +345,12 @@ async def _promote(connection: AsyncConnection, session_key: str) -> str | None:
     candidate: str | None = await connection.scalar(_waiting(session_key).limit(1))
     if candidate is None:
         return None
-    await connection.execute(
+    promoted = await connection.execute(
         update(session_runs)
         .where(session_runs.c.run_id == candidate, session_runs.c.state == "waiting")
         .values(state="active")
     )
-    return candidate
+    return candidate if promoted.rowcount == 1 else None
 
 
 def _waiting(session_key: str) -> Select[str]:
