@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from bench import history_overhead, loop_overhead, store_writer, tracing_overhead
+from bench import (
+    history_overhead,
+    loop_overhead,
+    server_inflight,
+    server_throughput,
+    store_writer,
+    tracing_overhead,
+)
 
 
 def main() -> int:
@@ -14,6 +21,8 @@ def main() -> int:
         ("history_overhead", history_overhead.main),
         ("tracing_overhead", tracing_overhead.main),
         ("store_writer", store_writer.main),
+        ("server_throughput", server_throughput.main),
+        ("server_inflight", server_inflight.main),
     ]:
         print(f"== {name}")
         failures += bench([]) != 0
