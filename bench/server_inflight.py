@@ -28,6 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -50,6 +51,7 @@ from bench.servers import (
     bare_run,
     check_succeeded,
     closed_loop,
+    describe_error,
     keel_run,
     log_findings,
     make_client,
@@ -63,7 +65,6 @@ from bench.servers import (
 from keel.testing.fake_llm import FakeLLMProcess, start_fake_llm_process
 
 GROWTH_TARGET_KB = 200
-END_KEYS = ("ended_at", "finished_at", "completed_at")
 
 
 @dataclass
@@ -75,7 +76,8 @@ class Result:
     error_samples: list[str] = field(default_factory=list)
     total_s: float = 0.0
     submit_s: float | None = None
-    last_end_s: float | None = None  # from the runs' own end timestamps, relative to the start
+    client_spans: list[tuple[float, float]] = field(default_factory=list)  # request sent .. run ended
+    server_spans: list[tuple[float, float]] = field(default_factory=list)  # the run's started_at .. ended_at
     baseline_kb: int = 0
     peak_kb: int = 0
     after_kb: int = 0
@@ -83,24 +85,67 @@ class Result:
     server_cpu_s: float = 0.0
     provider_requests: int = 0
     processes: int = 1
+    load_started: float = 0.0  # epoch seconds
     notes: list[str] = field(default_factory=list)
 
     @property
     def growth_kb_per_run(self) -> float:
         return (self.peak_kb - self.baseline_kb) / self.runs
 
-    def fail(self, exc: BaseException) -> None:
+    @property
+    def max_in_flight(self) -> int:
+        """Most runs alive at once as the client saw them: from sending the request to the run's end."""
+        return max_overlap(self.client_spans)
+
+    @property
+    def max_running(self) -> int | None:
+        """Most runs executing at once by the server's own timestamps (keel only)."""
+        return max_overlap(self.server_spans) if self.server_spans else None
+
+    @property
+    def last_end_s(self) -> float | None:
+        """When the last run ended (its own timestamp if it has one), seconds after the load began."""
+        if not self.client_spans:
+            return None
+        return max(end for _, end in self.client_spans) - self.load_started
+
+    def fail(self, exc: BaseException, phase: str) -> None:
         self.errors += 1
         if len(self.error_samples) < 5:
-            self.error_samples.append(f"{type(exc).__name__}: {exc}"[:300])
+            self.error_samples.append(f"{phase}: {describe_error(exc)}"[:300])
+
+    def finished(self, data: dict[str, Any] | None, sent: float) -> None:
+        """A run ended: `data` is its JSON (keel) or None (bare: the response was its end)."""
+        now = time.time()
+        if data is not None:
+            try:
+                check_succeeded(data)
+            except RunFailed as exc:
+                self.fail(exc, "run")
+                return
+            started, ended = _timestamp(data, "started_at"), _timestamp(data, "ended_at")
+            if started is not None and ended is not None:
+                self.server_spans.append((started, ended))
+            now = ended if ended is not None else now
+        self.completed += 1
+        self.client_spans.append((sent, now))
 
 
-def _end_time(data: dict[str, Any]) -> float | None:
-    for key in END_KEYS:
-        value = data.get(key)
-        if isinstance(value, str):
-            with contextlib.suppress(ValueError):
-                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+def max_overlap(spans: Sequence[tuple[float, float]]) -> int:
+    """The most spans open at one instant."""
+    events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    best = current = 0
+    for _, delta in events:
+        current += delta
+        best = max(best, current)
+    return best
+
+
+def _timestamp(data: dict[str, Any], key: str) -> float | None:
+    value = data.get(key)
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
     return None
 
 
@@ -115,71 +160,72 @@ async def _gather_bounded(calls: Sequence[Callable[[], Awaitable[None]]], limit:
 
 
 async def load_keel_poll(server: ServerProcess, args: argparse.Namespace, result: Result) -> None:
-    """Create every run with wait 0, then poll until all are terminal."""
-    run_ids: list[str] = []
-    ends: list[float] = []
-    started_wall = time.time()
+    """Create every run with wait 0 (an Idempotency-Key each, so a submission whose answer was lost
+    is retried once without creating a second run), then poll until all are terminal."""
+    submitted: dict[str, float] = {}  # run id -> when its POST was sent (epoch seconds)
     started = time.perf_counter()
     async with make_client(args.submit_concurrency, timeout=60) as client:
 
         async def submit() -> None:
-            try:
-                response = await client.post(
-                    f"{server.url}/v1/agents/{AGENT}/runs", json={"input": PROMPT, "wait": 0}
-                )
-                if response.status_code == 202:
-                    run_ids.append(response.json()["run_id"])
-                elif response.status_code == 200:  # already done: count it
-                    check_succeeded(response.json())
-                    result.completed += 1
-                else:
-                    raise RunFailed(f"HTTP {response.status_code}: {response.text[:200]}")
-            except (RunFailed, httpx.HTTPError, KeyError, ValueError) as exc:
-                result.fail(exc)
+            key, sent = uuid.uuid4().hex, time.time()
+            for attempt in (1, 2):
+                try:
+                    response = await client.post(
+                        f"{server.url}/v1/agents/{AGENT}/runs",
+                        json={"input": PROMPT, "wait": 0},
+                        headers={"Idempotency-Key": key},
+                    )
+                    if response.status_code not in (200, 202):
+                        raise RunFailed(f"HTTP {response.status_code}: {response.text[:200]}")
+                    submitted[response.json()["run_id"]] = sent
+                    if attempt == 2:
+                        replayed = response.headers.get("Idempotent-Replayed") == "true"
+                        result.notes.append(
+                            "a retried submission "
+                            + ("found the run its lost answer had created" if replayed else "created the run")
+                        )
+                    return
+                except (RunFailed, httpx.HTTPError, KeyError, ValueError) as exc:
+                    result.fail(exc, "submit")
+                    if not isinstance(exc, httpx.TransportError):
+                        return
 
         await _gather_bounded([submit] * result.runs, args.submit_concurrency)
         result.submit_s = time.perf_counter() - started
         first_poll = started + 2 * args.latency_ms / 1000
         await asyncio.sleep(max(0.0, first_poll - time.perf_counter()))
-        pending = set(run_ids)
+        pending = set(submitted)
         deadline = time.perf_counter() + args.give_up
+
+        def poll(run_id: str) -> Callable[[], Awaitable[None]]:
+            async def go() -> None:
+                try:
+                    response = await client.get(f"{server.url}/v1/runs/{run_id}")
+                    if response.status_code != 200:
+                        raise RunFailed(f"HTTP {response.status_code}: {response.text[:200]}")
+                    data = response.json()
+                except (RunFailed, httpx.HTTPError, ValueError) as exc:
+                    result.fail(exc, "poll")  # the run stays pending: polled again next round
+                    return
+                if data.get("status") in TERMINAL:
+                    pending.discard(run_id)
+                    result.finished(data, submitted[run_id])
+
+            return go
+
         while pending and time.perf_counter() < deadline:
             round_started = time.perf_counter()
-
-            def poll(run_id: str) -> Callable[[], Awaitable[None]]:
-                async def go() -> None:
-                    try:
-                        response = await client.get(f"{server.url}/v1/runs/{run_id}")
-                        if response.status_code != 200:
-                            raise RunFailed(f"HTTP {response.status_code}: {response.text[:200]}")
-                        data = response.json()
-                        if data.get("status") not in TERMINAL:
-                            return
-                        pending.discard(run_id)
-                        end = _end_time(data)
-                        if end is not None:
-                            ends.append(end)
-                        check_succeeded(data)
-                        result.completed += 1
-                    except (RunFailed, httpx.HTTPError, KeyError, ValueError) as exc:
-                        pending.discard(run_id)
-                        result.fail(exc)
-
-                return go
-
             await _gather_bounded([poll(r) for r in list(pending)], args.submit_concurrency)
             if pending:
                 await asyncio.sleep(max(0.0, args.poll_interval - (time.perf_counter() - round_started)))
         for run_id in pending:
-            result.fail(RunFailed(f"run {run_id} not terminal after {args.give_up:.0f} s of polling"))
+            result.fail(RunFailed(f"run {run_id} not terminal after {args.give_up:.0f} s of polling"), "poll")
     result.total_s = time.perf_counter() - started
-    if ends and len(ends) == len(run_ids):
-        result.last_end_s = max(ends) - started_wall
 
 
 async def load_held(
     server: ServerProcess,
-    run: Callable[[httpx.AsyncClient, str], Awaitable[None]],
+    run: Callable[[httpx.AsyncClient, str], Awaitable[dict[str, Any] | None]],
     result: Result,
     request_timeout: float,
 ) -> None:
@@ -188,11 +234,13 @@ async def load_held(
     async with make_client(result.runs + 10, timeout=request_timeout) as client:
 
         async def one() -> None:
+            sent = time.time()
             try:
-                await run(client, server.url)
-                result.completed += 1
+                data = await run(client, server.url)
             except (RunFailed, httpx.HTTPError, KeyError, ValueError) as exc:
-                result.fail(exc)
+                result.fail(exc, "request")
+            else:
+                result.finished(data, sent)
 
         await asyncio.gather(*(one() for _ in range(result.runs)))
     result.total_s = time.perf_counter() - started
@@ -201,7 +249,7 @@ async def load_held(
 async def measure(
     target: str,
     server: ServerProcess,
-    warm: Callable[[httpx.AsyncClient], Awaitable[None]],
+    warm: Callable[[httpx.AsyncClient], Awaitable[object]],
     load: Callable[[Result], Awaitable[None]],
     fake: FakeLLMProcess,
     args: argparse.Namespace,
@@ -221,6 +269,7 @@ async def measure(
         await asyncio.sleep(0.1)
     result.baseline_kb = int(statistics.median(samples))
     cpu0 = server.cpu_seconds()
+    result.load_started = time.time()
     with RssSampler(server.pid, args.sample_interval) as sampler:
         await load(result)
     result.server_cpu_s = server.cpu_seconds() - cpu0
@@ -236,18 +285,20 @@ async def measure(
 
 
 HEADER = (
-    f"  {'target':<10} {'runs':>5} {'errors':>6} {'done':>5} {'total s':>8} {'submit s':>8} {'last end':>8} "
-    f"{'base MB':>8} {'peak MB':>8} {'after MB':>8} {'KB/run':>7} {'cpu s':>6} {'req':>5}"
+    f"  {'target':<10} {'runs':>5} {'errors':>6} {'done':>5} {'inflight':>8} {'running':>7} {'total s':>8} "
+    f"{'submit s':>8} {'last end':>8} {'base MB':>8} {'peak MB':>8} {'after MB':>8} {'KB/run':>7} {'cpu s':>6} "
+    f"{'req':>5}"
 )
 
 
 def _row(r: Result) -> str:
     submit = "-" if r.submit_s is None else f"{r.submit_s:.2f}"
     last_end = "-" if r.last_end_s is None else f"{r.last_end_s:.2f}"
+    running = "-" if r.max_running is None else str(r.max_running)
     return (
-        f"{r.target:<10} {r.runs:5d} {r.errors:6d} {r.completed:5d} {r.total_s:8.2f} {submit:>8} {last_end:>8} "
-        f"{r.baseline_kb / 1024:8.1f} {r.peak_kb / 1024:8.1f} {r.after_kb / 1024:8.1f} "
-        f"{r.growth_kb_per_run:7.1f} {r.server_cpu_s:6.2f} {r.provider_requests:5d}"
+        f"{r.target:<10} {r.runs:5d} {r.errors:6d} {r.completed:5d} {r.max_in_flight:8d} {running:>7} "
+        f"{r.total_s:8.2f} {submit:>8} {last_end:>8} {r.baseline_kb / 1024:8.1f} {r.peak_kb / 1024:8.1f} "
+        f"{r.after_kb / 1024:8.1f} {r.growth_kb_per_run:7.1f} {r.server_cpu_s:6.2f} {r.provider_requests:5d}"
     )
 
 
@@ -279,13 +330,13 @@ async def main_async(args: argparse.Namespace) -> int:
                         await load_held(server, bare_run, result, request_timeout=hold_wait + 30)
 
                 else:
-                    if args.backend == "sqlite":
-                        url: str | None = f"sqlite:///{tmp / f'keel-{n}.db'}"
-                    else:
-                        url = stack.enter_context(scratch_postgres(args.postgres))
-                        if url is None:
+                    url = f"sqlite:///{tmp / f'keel-{n}.db'}"
+                    if args.backend == "postgres":
+                        scratch = stack.enter_context(scratch_postgres(args.postgres))
+                        if scratch is None:
                             notes.append(f"{target}: skipped, postgres not reachable")
                             continue
+                        url = scratch
                     server = start_keel(project, url, name=target, ready_timeout=args.ready_timeout)
                     warm = round_robin(keel_run, [server.url])
                     if target == "keel-poll":
@@ -295,8 +346,8 @@ async def main_async(args: argparse.Namespace) -> int:
 
                     else:
 
-                        async def held_keel(client: httpx.AsyncClient, url: str) -> None:
-                            await keel_run(client, url, wait=hold_wait, give_up_after=args.give_up)
+                        async def held_keel(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
+                            return await keel_run(client, url, wait=hold_wait, give_up_after=args.give_up)
 
                         async def load(result: Result, server: ServerProcess = server) -> None:
                             await load_held(server, held_keel, result, request_timeout=hold_wait + 30)
@@ -315,11 +366,14 @@ async def main_async(args: argparse.Namespace) -> int:
         f"in-flight runs: {args.runs} runs of the one-tool agent at once in one server process, fake provider "
         f"at {args.latency_ms:.0f} ms per model request (2 per run), keel storage {args.backend}"
     )
-    print("base = RSS after warm-up; peak = max RSS sampled every 100 ms under load; after = RSS 1 s after;")
     print(
-        "KB/run = (peak - base) / runs; last end = the last run's own end time (keel), s after the first submit;"
+        "inflight = most runs alive at once (from sending the request to the run's end); running = most runs\n"
+        "executing at once by the runs' own started_at/ended_at (keel); total s = until the client saw every run\n"
+        "end; submit s = creating all runs (keel-poll); last end = the last run's end, s after the load began;\n"
+        "base = RSS after warm-up; peak = max RSS sampled every 100 ms under load; after = RSS 1 s after;\n"
+        "KB/run = (peak - base) / runs; cpu s = the server's CPU during the load; req = provider requests seen\n"
+        "(expected 2 per run)"
     )
-    print("cpu s = the server's CPU during the load; req = provider requests seen (expected 2 per run)")
     print(HEADER)
     failures = 0
     for r in results:
@@ -332,12 +386,15 @@ async def main_async(args: argparse.Namespace) -> int:
         print(
             f"  {r.target:<10} growth {r.growth_kb_per_run:6.1f} KB/run (target <= {GROWTH_TARGET_KB}) "
             f"{'ok' if ok_growth else 'MISSED'}; errors {r.errors} (must be 0); completed {r.completed}/{r.runs}; "
-            f"peak RSS per VmHWM {r.hwm_kb / 1024:.1f} MB; {r.processes} process(es)"
+            f"(peak - base) / max inflight {(r.peak_kb - r.baseline_kb) / max(1, r.max_in_flight):.1f} KB; "
+            f"VmHWM {r.hwm_kb / 1024:.1f} MB; {r.processes} process(es)"
         )
         for sample in r.error_samples:
             print(f"      {sample}")
         if r.provider_requests != 2 * r.runs:
             print(f"      note: the provider saw {r.provider_requests} requests, expected {2 * r.runs}")
+        for note in r.notes[:5]:
+            print(f"      note: {note}")
     for note in notes:
         print(note)
     print(machine_line())

@@ -47,6 +47,7 @@ from bench.servers import (
     log_findings,
     make_client,
     pid_cpu_seconds,
+    postgres_cpu_seconds,
     raise_open_files_limit,
     round_robin,
     sigterm_as_interrupt,
@@ -74,9 +75,12 @@ class Bench:
         async with make_client(concurrency) as client:
             await closed_loop(client, run_once, max(2 * concurrency, 10), concurrency, servers)
             self.fake.reset()
-            provider_cpu = pid_cpu_seconds(self.fake.pid)
+            provider_cpu, pg_cpu = pid_cpu_seconds(self.fake.pid), postgres_cpu_seconds()
             cell = await closed_loop(client, run_once, self.args.runs, concurrency, servers, label)
             cell.provider_cpu = pid_cpu_seconds(self.fake.pid) - provider_cpu
+            pg_after = postgres_cpu_seconds()
+            if backend == "postgres" and pg_cpu is not None and pg_after is not None:
+                cell.postgres_cpu = pg_after - pg_cpu
             cell.provider_requests = self.fake.stats().requests
         self.cells.append((backend, label, cell))
         print(f"  {backend:<8} {label:<12} c={concurrency:<3} {_row(cell)}", flush=True)
@@ -97,17 +101,18 @@ def _row(cell: Cell) -> str:
         if cell.provider_requests is None
         else f"{cell.provider_requests / max(1, cell.ok + cell.errors):.2f}"
     )
+    pg = "-" if cell.postgres_cpu_ms_per_run is None else f"{cell.postgres_cpu_ms_per_run:.2f}"
     return (
         f"{cell.runs_per_s:8.1f} {cell.p50_ms:8.2f} {cell.p99_ms:8.2f} {cell.server_cpu_ms_per_run:9.2f} "
-        f"{cell.client_cpu_ms_per_run:9.2f} {cell.provider_cpu_ms_per_run:9.2f} {cell.errors:6d} {requests:>7}"
+        f"{cell.client_cpu_ms_per_run:9.2f} {cell.provider_cpu_ms_per_run:9.2f} {pg:>9} {cell.errors:6d} {requests:>7}"
     )
 
 
 HEADER = (
     f"  {'backend':<8} {'server':<12} {'conc':<5} {'runs/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
-    f"{'srv cpu':>9} {'cli cpu':>9} {'llm cpu':>9} {'errors':>6} {'req/run':>7}"
+    f"{'srv cpu':>9} {'cli cpu':>9} {'llm cpu':>9} {'pg cpu':>9} {'errors':>6} {'req/run':>7}"
 )
-UNITS = f"  {'':<8} {'':<12} {'':<5} {'':>8} {'':>8} {'':>8} {'ms/run':>9} {'ms/run':>9} {'ms/run':>9}"
+UNITS = f"  {'':<8} {'':<12} {'':<5} {'':>8} {'':>8} {'':>8} {'ms/run':>9} {'ms/run':>9} {'ms/run':>9} {'ms/run':>9}"
 
 
 async def run_backend(
@@ -219,8 +224,9 @@ def report(
         f"{bench.args.runs} measured runs per cell; srv cpu = the server process group's CPU (from /proc) per run;"
     )
     print(
-        "cli cpu = this client process's CPU per run; llm cpu = the fake provider's; "
-        "req/run = provider requests per run (expected 2.00)"
+        "cli cpu = this client process's CPU per run; llm cpu = the fake provider's; pg cpu = the whole "
+        "local Postgres server's (all databases; postgres backend only);\nreq/run = provider requests per run "
+        "(expected 2.00)"
     )
     print(HEADER)
     print(UNITS)
@@ -305,12 +311,12 @@ async def main_async(args: argparse.Namespace) -> int:
             tmp / "project", fake.base_url, worker_concurrency=max(50, *concurrencies)
         )
         for backend in backends:
-            if backend == "sqlite":
-                url: str | None = f"sqlite:///{tmp / 'keel.db'}"
-            else:
-                url = stack.enter_context(scratch_postgres(args.postgres))
-                if url is None:
+            url = f"sqlite:///{tmp / 'keel.db'}"
+            if backend == "postgres":
+                scratch = stack.enter_context(scratch_postgres(args.postgres))
+                if scratch is None:
                     continue
+                url = scratch
             measured_backends.append(backend)
             await run_backend(bench, backend, url, project, bare, concurrencies)
         if "postgres" in measured_backends and not args.no_scaling:

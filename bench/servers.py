@@ -91,6 +91,29 @@ def pid_cpu_seconds(pid: int) -> float:
     return 0.0 if fields is None else (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def postgres_cpu_seconds() -> float | None:
+    """CPU of the local Postgres server, all databases: its live processes plus what the postmaster
+    reaped from exited backends. None if no `postgres` process is visible."""
+    processes: dict[str, list[str]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        if raw[raw.find("(") + 1 : raw.rfind(")")] == "postgres":
+            processes[entry] = raw.rsplit(")", 1)[1].split()
+    if not processes:
+        return None
+    total = 0
+    for fields in processes.values():
+        total += int(fields[11]) + int(fields[12])
+        if fields[1] not in processes:  # the postmaster: add its reaped backends
+            total += int(fields[13]) + int(fields[14])
+    return total / CLK_TCK
+
+
 def rss_kb(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -380,7 +403,7 @@ def keel_serve_help() -> str:
 
 # --- clients ---------------------------------------------------------------------------------------
 
-RunOnce = Callable[[httpx.AsyncClient], Awaitable[None]]
+RunOnce = Callable[[httpx.AsyncClient], Awaitable[object]]
 
 
 def _describe(response: httpx.Response) -> str:
@@ -412,8 +435,11 @@ async def keel_poll(
 
 def check_succeeded(data: dict[str, Any]) -> None:
     if data.get("status") != "succeeded" or not data.get("output"):
-        error = data.get("error")
-        raise RunFailed(f"run {data.get('run_id') or data.get('id')} ended {data.get('status')!r}: {error}")
+        raise RunFailed(f"run {data.get('run_id')} ended {data.get('status')!r}: {data.get('error')}")
+
+
+def describe_error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc) or repr(exc)}"
 
 
 async def keel_run(
@@ -423,26 +449,27 @@ async def keel_run(
     wait: float = 30.0,
     poll_interval: float = 0.05,
     give_up_after: float = 120.0,
-) -> None:
-    """Create a run with `wait`; if it is not done by then (202), poll it until it is."""
+) -> dict[str, Any]:
+    """Create a run with `wait`; if it is not done by then (202), poll it until it is. Returns the
+    finished run's JSON; raises RunFailed unless it succeeded."""
     response = await client.post(f"{url}/v1/agents/{AGENT}/runs", json={"input": PROMPT, "wait": wait})
     if response.status_code == 200:
-        check_succeeded(response.json())
+        data: dict[str, Any] = response.json()
     elif response.status_code == 202:
         run_id = response.json()["run_id"]
-        check_succeeded(
-            await keel_poll(client, url, run_id, interval=poll_interval, give_up_after=give_up_after)
-        )
+        data = await keel_poll(client, url, run_id, interval=poll_interval, give_up_after=give_up_after)
     else:
         raise RunFailed(_describe(response))
+    check_succeeded(data)
+    return data
 
 
-def round_robin(run: Callable[[httpx.AsyncClient, str], Awaitable[None]], urls: Sequence[str]) -> RunOnce:
+def round_robin(run: Callable[[httpx.AsyncClient, str], Awaitable[object]], urls: Sequence[str]) -> RunOnce:
     """A RunOnce that sends successive runs to `urls` in turn."""
     cycle = itertools.cycle(urls)
 
-    async def run_once(client: httpx.AsyncClient) -> None:
-        await run(client, next(cycle))
+    async def run_once(client: httpx.AsyncClient) -> object:
+        return await run(client, next(cycle))
 
     return run_once
 
@@ -465,6 +492,7 @@ class Cell:
     server_cpu: float = 0.0  # seconds, summed over the servers' process groups
     client_cpu: float = 0.0  # seconds, this process
     provider_cpu: float = 0.0  # seconds, the fake provider's process
+    postgres_cpu: float | None = None  # seconds, the whole local Postgres server
     provider_requests: int | None = None
 
     @property
@@ -492,6 +520,12 @@ class Cell:
         return self.client_cpu / max(1, self.ok + self.errors) * 1000
 
     @property
+    def postgres_cpu_ms_per_run(self) -> float | None:
+        if self.postgres_cpu is None:
+            return None
+        return self.postgres_cpu / max(1, self.ok + self.errors) * 1000
+
+    @property
     def provider_cpu_ms_per_run(self) -> float:
         return self.provider_cpu / max(1, self.ok + self.errors) * 1000
 
@@ -517,7 +551,7 @@ async def closed_loop(
             except (RunFailed, httpx.HTTPError, KeyError, ValueError) as exc:
                 cell.errors += 1
                 if len(cell.error_samples) < 5:
-                    cell.error_samples.append(f"{type(exc).__name__}: {exc}")
+                    cell.error_samples.append(describe_error(exc))
             else:
                 cell.latencies.append(time.perf_counter() - started)
 
