@@ -475,7 +475,12 @@ def round_robin(run: Callable[[httpx.AsyncClient, str], Awaitable[object]], urls
 
 
 def make_client(connections: int, timeout: float = 120.0) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    """A keep-alive pool of `connections`. Idle connections are dropped after 2 s: httpx's default
+    (5 s) equals uvicorn's `timeout_keep_alive`, and a busy server closing an idle connection just
+    as the client reuses it shows up as a ReadError that no run caused."""
+    limits = httpx.Limits(
+        max_connections=connections, max_keepalive_connections=connections, keepalive_expiry=2.0
+    )
     return httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False)
 
 
