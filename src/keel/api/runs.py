@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from keel.api.problems import Problem
 from keel.durable.callbacks import CallbackRefused
 from keel.durable.service import TERMINAL, DurableRuns, Submission, SubmitRefused
-from keel.store import CallbackLog, RunStore
 from keel.store.repository import MAX_PAGE
 
 router = APIRouter(prefix="/v1", tags=["runs"])
@@ -169,19 +168,18 @@ async def list_runs(
     from keel.durable.views import record_view
     from keel.errors import UsageError
 
-    async with await RunStore.open(durable.database_url) as store:
-        try:
-            page = await store.list_runs(
-                agent=agent,
-                status=status,
-                session_id=session_id,
-                user_id=user_id,
-                tag=tag,
-                limit=limit,
-                cursor=cursor,
-            )
-        except UsageError as exc:
-            raise Problem(422, "invalid_request", "Invalid request", str(exc)) from None
+    try:
+        page = await durable.store.list_runs(
+            agent=agent,
+            status=status,
+            session_id=session_id,
+            user_id=user_id,
+            tag=tag,
+            limit=limit,
+            cursor=cursor,
+        )
+    except UsageError as exc:
+        raise Problem(422, "invalid_request", "Invalid request", str(exc)) from None
     return {"runs": [record_view(r) for r in page.runs], "next_cursor": page.next_cursor}
 
 
@@ -236,8 +234,7 @@ async def run_events(
 async def callback_attempts(request: Request, run_id: str) -> dict[str, Any]:
     """Every delivery attempt of the run's callback, in order."""
     durable = _durable(request)
-    async with CallbackLog(durable.database_url) as log:
-        attempts = await log.attempts(run_id)
+    attempts = await (await durable.callbacks.log()).attempts(run_id)
     return {
         "run_id": run_id,
         "attempts": [

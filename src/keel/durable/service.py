@@ -39,7 +39,8 @@ from keel.durable.workflows import CALLBACK_QUEUE, bind, keel_callback, keel_run
 from keel.errors import BadInput, ErrorCategory, UsageError
 from keel.runtime.result import RunError, RunResult, RunStatus
 from keel.runtime.runner import RunInterrupted, Runner
-from keel.store import Coordination
+from keel.store import Coordination, RunStore
+from keel.store.engine import async_engine
 
 log = logging.getLogger("keel.durable")
 
@@ -130,6 +131,7 @@ class DurableRuns:
         self._waiters: dict[str, list[asyncio.Future[dict[str, Any]]]] = {}
         self.callbacks = CallbackDeliverer(self.project, self.database_url, env)
         self.coordination = Coordination(self.database_url)
+        self.store = RunStore(async_engine(self.database_url), self.database_url)  # history reads
         self.sessions = sessions.SessionGate(self.coordination)
         self.presence = WorkerPresence(self, self.coordination)
         self._started = False
@@ -173,6 +175,7 @@ class DurableRuns:
         bind(None)
         await self.callbacks.close()
         await self.coordination.close()
+        await self.store.close()
         for futures in self._waiters.values():
             for future in futures:
                 future.cancel()
@@ -296,10 +299,7 @@ class DurableRuns:
 
     async def runner_history(self, run_id: str) -> dict[str, Any] | None:
         """The run as stored in the run history, if it is there (it is written in the background)."""
-        from keel.store import RunStore
-
-        async with await RunStore.open(self.database_url) as store:
-            record = await store.get_run(run_id)
+        record = await self.store.get_run(run_id)
         return None if record is None else record_view(record)
 
     async def wait(self, run_id: str, timeout: float) -> dict[str, Any] | None:  # noqa: ASYNC109 - a wait budget, not a cancel

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from decimal import Decimal
 from typing import Any
 
 from pydantic_core import to_jsonable_python
 
+from keel.runtime.result import money_text
 from keel.store import RunRecord
 
 
@@ -20,11 +20,7 @@ def record_view(record: RunRecord) -> dict[str, Any]:
     data.pop("error_category")
     data.pop("error_message")
     data["error"] = error
-    data["cost_usd"] = _money(record.cost_usd)
-    data["usage"] = {u.model: {**asdict(u), "cost_usd": _money(u.cost_usd)} for u in record.usage}
+    data["cost_usd"] = money_text(record.cost_usd)
+    data["usage"] = {u.model: {**asdict(u), "cost_usd": money_text(u.cost_usd)} for u in record.usage}
     result: dict[str, Any] = to_jsonable_python(data)
     return result
-
-
-def _money(value: Decimal | None) -> str | None:
-    return None if value is None else format(value, "f")

@@ -156,18 +156,18 @@ class RunResult:
         data["retries"] = self.retries
         data["input_tokens"] = self.input_tokens
         data["output_tokens"] = self.output_tokens
-        data["cost_usd"] = _money(self.cost_usd)
+        data["cost_usd"] = money_text(self.cost_usd)
         data["tags"] = list(self.tags)
         for usage in data["usage"].values():
-            usage["cost_usd"] = _money(usage["cost_usd"])
+            usage["cost_usd"] = money_text(usage["cost_usd"])
         for call in data["model_calls"]:
             call["started_at"] = call["started_at"].isoformat()
-            call["cost_usd"] = _money(call["cost_usd"])
+            call["cost_usd"] = money_text(call["cost_usd"])
         for call in data["tool_calls"]:
             call["started_at"] = call["started_at"].isoformat()
         return data
 
 
-def _money(value: Decimal | None) -> str | None:
+def money_text(value: Decimal | None) -> str | None:
     """Money goes out as a decimal string: floats would lose cents over many runs."""
     return None if value is None else format(value, "f")

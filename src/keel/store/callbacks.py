@@ -22,18 +22,16 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from types import TracebackType
-from typing import Any, Literal, Self, get_args
+from typing import Any, Literal, get_args
 
 from sqlalchemy import select
 
 from keel.store.batch import insert_ignoring_duplicates
-from keel.store.engine import async_engine
+from keel.store.engine import AsyncDatabase
 from keel.store.repository import read_connection, write_transaction
 from keel.store.tables import callback_attempts
 from keel.store.tenancy import scope_to_tenant
 from keel.store.types import as_utc
-from keel.store.urls import parse_url
 
 CallbackOutcome = Literal["delivered", "retry", "failed", "gave_up"]
 """What one attempt came to.
@@ -75,25 +73,8 @@ class CallbackAttempt:
             raise ValueError("next_attempt_at is set exactly when the outcome is 'retry'")
 
 
-class CallbackLog:
+class CallbackLog(AsyncDatabase):
     """The stored callback attempts on the database at `url`. Connects lazily; `close()` when done."""
-
-    def __init__(self, url: str) -> None:
-        parse_url(url)
-        self._url = url
-        self._engine = async_engine(url)
-
-    async def close(self) -> None:
-        """Close the log's connections."""
-        await self._engine.dispose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     async def record(self, attempt: CallbackAttempt) -> None:
         """Store `attempt`; storing the same (run_id, attempt) again keeps the first and does not raise.

@@ -41,19 +41,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Select, Update, case, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keel.store.batch import insert_ignoring_duplicates
-from keel.store.engine import async_engine
+from keel.store.engine import AsyncDatabase
 from keel.store.repository import read_connection, write_transaction
 from keel.store.tables import ID_LENGTH, SESSION_KEY_LENGTH, keel_workers, session_runs
 from keel.store.types import as_utc
-from keel.store.urls import parse_url
 
 SessionRunState = Literal["waiting", "active", "done"]
 
@@ -76,25 +74,8 @@ class WorkerRow:
     recovered_at: datetime | None
 
 
-class Coordination:
+class Coordination(AsyncDatabase):
     """Worker heartbeats and session order on the database at `url`. Connects lazily; `close()`."""
-
-    def __init__(self, url: str) -> None:
-        parse_url(url)
-        self._url = url
-        self._engine = async_engine(url)
-
-    async def close(self) -> None:
-        """Close the connections."""
-        await self._engine.dispose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     # -- workers ----------------------------------------------------------------------------------
 

@@ -17,7 +17,8 @@ import json
 import math
 import re
 from decimal import Decimal
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -146,3 +147,24 @@ def async_engine(url: str) -> AsyncEngine:
         pool_pre_ping=True,
         connect_args=_postgres_connect_args(),
     )
+
+
+class AsyncDatabase:
+    """Owns an asyncio engine on `url` (checked now, connected lazily); `close()` or `async with`."""
+
+    def __init__(self, url: str) -> None:
+        parse_url(url)
+        self._url = url
+        self._engine = async_engine(url)
+
+    async def close(self) -> None:
+        """Close the connections."""
+        await self._engine.dispose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
