@@ -7,6 +7,7 @@ import sys
 from bench import (
     history_overhead,
     loop_overhead,
+    server_crash,
     server_inflight,
     server_throughput,
     store_writer,
@@ -23,6 +24,7 @@ def main() -> int:
         ("store_writer", store_writer.main),
         ("server_throughput", server_throughput.main),
         ("server_inflight", server_inflight.main),
+        ("server_crash", server_crash.main),
     ]:
         print(f"== {name}")
         failures += bench([]) != 0
