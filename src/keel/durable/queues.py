@@ -45,15 +45,16 @@ class QueueSettings:
 
 def queue_settings(spec: AgentSpec, *, poll_interval: float) -> QueueSettings:
     config = spec.config.queue
+    limit = config.max_concurrent_runs
+    # DBOS refuses a per-worker limit above the global one (no worker could use it anyway).
+    worker = config.worker_concurrency if limit is None else min(config.worker_concurrency, limit)
     options: dict[str, Any] = {
-        "worker_concurrency": config.worker_concurrency,
-        "global_concurrency": config.max_concurrent_runs,
+        "worker_concurrency": worker,
+        "global_concurrency": limit,
         "polling_interval_sec": poll_interval,
     }
     if config.fairness != "none":
         per_group = config.max_concurrent_per_group
-        options["partition_concurrency"] = per_group or config.max_concurrent_runs
-        options["partition_worker_concurrency"] = min(
-            config.worker_concurrency, per_group or config.worker_concurrency
-        )
+        options["partition_concurrency"] = per_group or limit
+        options["partition_worker_concurrency"] = min(worker, per_group or worker)
     return QueueSettings(queue_name(spec.name), options)
