@@ -277,14 +277,16 @@ class DurableRuns:
             "user_id": request.get("user_id"),
             "tenant_id": request.get("tenant_id"),
             "metadata": request.get("metadata", {}),
-            "created_at": _iso(status.created_at),
+            # The request's own time: DBOS's timestamps are whole seconds on SQLite before 3.42.
+            "created_at": request.get("submitted_at") or _iso(status.created_at),
             "started_at": _iso(status.dequeued_at),
             "ended_at": _iso(status.completed_at) if state in TERMINAL else None,
             "output": None,
             "error": None,
         }
         if state == "queued":
-            view["queued_for_s"] = round(time.time() - (status.created_at or 0) / 1000, 3)
+            submitted = datetime.fromisoformat(view["created_at"]).timestamp() if view["created_at"] else 0.0
+            view["queued_for_s"] = round(time.time() - submitted, 3)
         if state == "cancelled":
             recorded = await self.runner_history(status.workflow_id)
             if recorded is not None:
