@@ -40,7 +40,6 @@ from keel.errors import BadInput, ErrorCategory, UsageError
 from keel.runtime.result import RunError, RunResult, RunStatus
 from keel.runtime.runner import RunInterrupted, Runner
 from keel.store import Coordination, RunStore
-from keel.store.engine import async_engine
 
 log = logging.getLogger("keel.durable")
 
@@ -131,7 +130,7 @@ class DurableRuns:
         self._waiters: dict[str, list[asyncio.Future[dict[str, Any]]]] = {}
         self.callbacks = CallbackDeliverer(self.project, self.database_url, env)
         self.coordination = Coordination(self.database_url)
-        self.store = RunStore(async_engine(self.database_url), self.database_url)  # history reads
+        self.store = RunStore(self.database_url)  # history reads
         self.sessions = sessions.SessionGate(self.coordination)
         self.presence = WorkerPresence(self, self.coordination)
         self._started = False

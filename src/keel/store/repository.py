@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, or_, select
 from sqlalchemy.exc import DBAPIError
@@ -22,40 +22,24 @@ from keel.errors import UsageError
 from keel.store import analytics
 from keel.store.codec import run_from_row, span_from_row
 from keel.store.cursor import decode_cursor, encode_cursor
-from keel.store.engine import async_engine
+from keel.store.engine import AsyncDatabase
 from keel.store.records import RunRecord, SpanRecord
 from keel.store.results import AgentStats, RunPage, UsageGroup, UsageTotal
 from keel.store.tables import run_tags, run_usage, runs, spans
 from keel.store.tenancy import scope_to_tenant
-from keel.store.urls import describe_error, mask_url, parse_url
+from keel.store.urls import describe_error, mask_url
 
 MAX_PAGE = 500
 
 
-class RunStore:
-    """Run history and spans, queried. Open with `await RunStore.open(url)`; close when done."""
-
-    def __init__(self, engine: AsyncEngine, url: str) -> None:
-        self._engine = engine
-        self._url = url
+class RunStore(AsyncDatabase):
+    """Run history and spans, queried. `RunStore(url)` or `await RunStore.open(url)` (connects
+    lazily, on the first query); close when done."""
 
     @classmethod
     async def open(cls, url: str) -> RunStore:
-        """A store on `url` (see `resolve_database_url`). Connects lazily, on the first query."""
-        parse_url(url)
-        return cls(async_engine(url), url)
-
-    async def close(self) -> None:
-        """Close the store's connections."""
-        await self._engine.dispose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
+        """A store on `url` (see `resolve_database_url`)."""
+        return cls(url)
 
     # -- runs -------------------------------------------------------------------------------------
 
