@@ -20,8 +20,20 @@ $(STAMP_DEV): $(STAMP_RUN) requirements-dev.lock
 	$(BIN)/pip install --quiet -r requirements-dev.lock
 	touch $@
 
+# With KEEL_LLM_API_KEY set, the reference project talks to a real OpenAI-compatible provider
+# (KEEL_LLM_BASE_URL, default OpenAI; KEEL_LLM_MODEL, default gpt-4o-mini; KEEL_LLM_BACKUP_MODEL, the
+# fallback, default gpt-4.1-mini); otherwise to the fake one.
 serve: $(STAMP_RUN)
-	$(BIN)/keel serve examples/inbox --with-fake-llm
+	@if [ -n "$$KEEL_LLM_API_KEY" ]; then \
+		export KEEL_LLM_BASE_URL="$${KEEL_LLM_BASE_URL:-https://api.openai.com/v1}"; \
+		export KEEL_LLM_MODEL="$${KEEL_LLM_MODEL:-gpt-4o-mini}"; \
+		if [ "$$KEEL_LLM_MODEL" = gpt-4.1-mini ]; then backup=gpt-4o-mini; else backup=gpt-4.1-mini; fi; \
+		export KEEL_LLM_BACKUP_MODEL="$${KEEL_LLM_BACKUP_MODEL:-$$backup}"; \
+		echo "keel: real provider $$KEEL_LLM_BASE_URL, model $$KEEL_LLM_MODEL"; \
+		exec $(BIN)/keel serve examples/inbox; \
+	else \
+		exec $(BIN)/keel serve examples/inbox --with-fake-llm; \
+	fi
 
 lint: $(STAMP_DEV)
 	$(BIN)/ruff check src tests bench examples
