@@ -34,6 +34,7 @@ from keel.cli.common import (
     out,
     print_issues,
 )
+from keel.cli.keys import keys_app
 from keel.cli.runs import db_app, runs_app
 from keel.config.project import Project
 from keel.errors import UsageError
@@ -49,6 +50,7 @@ app = typer.Typer(
 )
 app.add_typer(runs_app, name="runs")
 app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
 
 FakeLLMOpt = Annotated[
     bool,

@@ -6,12 +6,14 @@
 - `RunStore` queries them: runs, spans, usage totals, per-agent statistics.
 - `CallbackLog` stores every attempt to deliver a run's callback (`CallbackAttempt`).
 - `Coordination`: worker heartbeats and dead-worker claims, and one active run per session.
+- `KeyStore`: the gateway's API keys (create, list, revoke, verify); see docs/gateway.md.
 
 See docs/storage.md.
 """
 
 from keel.store.callbacks import CallbackAttempt, CallbackLog, CallbackOutcome
 from keel.store.coordination import Coordination, SessionRunState, WorkerRow
+from keel.store.keys import ApiKeyRecord, CreatedKey, KeyStore, UnknownKey
 from keel.store.migrate import current_revision, head_revision, upgrade
 from keel.store.records import ModelUsageRecord, RunRecord, SpanEvent, SpanRecord
 from keel.store.repository import RunStore
@@ -21,10 +23,13 @@ from keel.store.writer import RecordWriter, WriterStats
 
 __all__ = [
     "AgentStats",
+    "ApiKeyRecord",
     "CallbackAttempt",
     "CallbackLog",
     "CallbackOutcome",
     "Coordination",
+    "CreatedKey",
+    "KeyStore",
     "ModelUsageRecord",
     "RecordWriter",
     "RunPage",
@@ -34,6 +39,7 @@ __all__ = [
     "SpanEvent",
     "SpanRecord",
     "ToolStats",
+    "UnknownKey",
     "UsageGroup",
     "UsageTotal",
     "WorkerRow",

@@ -23,6 +23,12 @@ Server tables (revision 0002), used by durable runs:
 - `session_runs`: the runs of a session, one at a time. The partial unique index on `session_key`
   WHERE `state = 'active'` makes "two active runs in one session" impossible whatever the callers
   do, on both backends.
+
+Gateway table (revision 0003):
+- `api_keys`: one row per API key. Only the HMAC of the secret is stored (`secret_hash`), never
+  the secret; `prefix` is the key's public lookup id, unique. `scopes` is a JSON list. A key is
+  revoked by setting `revoked_at` (rows are kept for audit); `last_used_at` is written at most once
+  a minute per key. See `keel.gateway.keys` and `keel.store.keys`.
 """
 
 from __future__ import annotations
@@ -206,4 +212,22 @@ session_runs = Table(
         sqlite_where=ACTIVE_SESSION_RUN,
         postgresql_where=ACTIVE_SESSION_RUN,
     ),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(ID_LENGTH), primary_key=True),
+    Column("tenant_id", String(NAME_LENGTH), nullable=True),
+    Column("prefix", String(SHORT_LENGTH), nullable=False),
+    Column("secret_hash", String(SHORT_LENGTH * 4), nullable=False),
+    Column("name", String(NAME_LENGTH), nullable=False),
+    Column("scopes", JsonDocument, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=True),
+    Column("revoked_at", UtcDateTime(), nullable=True),
+    Column("last_used_at", UtcDateTime(), nullable=True),
+    Column("created_by", String(NAME_LENGTH), nullable=True),
+    UniqueConstraint("prefix"),
+    Index("ix_api_keys_tenant_id_created_at", "tenant_id", "created_at"),
 )

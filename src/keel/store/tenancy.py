@@ -8,6 +8,7 @@ the tenant mandatory, only this module and the query signatures change. Ownershi
   trace (spans other than the run's root often carry only the trace id).
 - `callback_attempts`: its own `tenant_id` column (the run's tenant, copied when the attempt is
   recorded: the run itself may not be stored yet).
+- `api_keys`: its own `tenant_id` column (the tenant the key acts for).
 A table not listed here is refused, so a new table cannot be queried unscoped by accident.
 """
 
@@ -17,14 +18,14 @@ from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, Table, exists, or_, select
 
-from keel.store.tables import RUN_CHILD_TABLES, callback_attempts, runs, spans
+from keel.store.tables import RUN_CHILD_TABLES, api_keys, callback_attempts, runs, spans
 
 SelectT = TypeVar("SelectT", bound=Select[Any])
 
 
 def tenant_condition(table: Table, tenant_id: str) -> ColumnElement[bool]:
     """The WHERE condition that keeps only `tenant_id`'s rows of `table`."""
-    if table is runs or table is callback_attempts:
+    if table is runs or table is callback_attempts or table is api_keys:
         return table.c.tenant_id == tenant_id
     if any(table is child for child in RUN_CHILD_TABLES):
         return table.c.run_id.in_(select(runs.c.id).where(runs.c.tenant_id == tenant_id))
