@@ -9,7 +9,8 @@ Two roots, as in pydantic-ai: a developer mistake (fix the project) versus a run
     ├── UsageError             Keel was called wrongly (bad arguments to an API or the CLI)
     └── RunFailure             a run ended without success; `category` is one of ErrorCategory
         ├── BadInput           the input did not match the agent's input schema
-        └── ToolFailure        a tool with `on_failure: fail` kept failing
+        ├── ToolFailure        a tool with `on_failure: fail` kept failing
+        └── BudgetExceeded     a model request would exceed a hard budget (keel.gateway.budgets)
 
 Error categories are a closed set (see `ErrorCategory`), documented in README.md.
 """
@@ -31,6 +32,7 @@ class ErrorCategory(StrEnum):
     TOOL_ERROR = "tool_error"
     TOOL_TIMEOUT = "tool_timeout"
     LIMIT_EXCEEDED = "limit_exceeded"
+    BUDGET_EXCEEDED = "budget_exceeded"
     CANCELLED = "cancelled"
     TIMED_OUT = "timed_out"
     INTERNAL = "internal"

@@ -7,6 +7,8 @@
 - `CallbackLog` stores every attempt to deliver a run's callback (`CallbackAttempt`).
 - `Coordination`: worker heartbeats and dead-worker claims, and one active run per session.
 - `KeyStore`: the gateway's API keys (create, list, revoke, verify); see docs/gateway.md.
+- `BudgetLedger`: hard budgets (reserve, settle, release) and the per-tenant spend ledger; see
+  docs/gateway.md#budgets.
 
 See docs/storage.md.
 """
@@ -14,6 +16,7 @@ See docs/storage.md.
 from keel.store.callbacks import CallbackAttempt, CallbackLog, CallbackOutcome
 from keel.store.coordination import Coordination, SessionRunState, WorkerRow
 from keel.store.keys import ApiKeyRecord, CreatedKey, KeyStore, UnknownKey
+from keel.store.ledger import BudgetLedger, LedgerEntry, Spend
 from keel.store.migrate import current_revision, head_revision, upgrade
 from keel.store.records import ModelUsageRecord, RunRecord, SpanEvent, SpanRecord
 from keel.store.repository import RunStore
@@ -24,12 +27,14 @@ from keel.store.writer import RecordWriter, WriterStats
 __all__ = [
     "AgentStats",
     "ApiKeyRecord",
+    "BudgetLedger",
     "CallbackAttempt",
     "CallbackLog",
     "CallbackOutcome",
     "Coordination",
     "CreatedKey",
     "KeyStore",
+    "LedgerEntry",
     "ModelUsageRecord",
     "RecordWriter",
     "RunPage",
@@ -38,6 +43,7 @@ __all__ = [
     "SessionRunState",
     "SpanEvent",
     "SpanRecord",
+    "Spend",
     "ToolStats",
     "UnknownKey",
     "UsageGroup",

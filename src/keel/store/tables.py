@@ -29,6 +29,17 @@ Gateway table (revision 0003):
   the secret; `prefix` is the key's public lookup id, unique. `scopes` is a JSON list. A key is
   revoked by setting `revoked_at` (rows are kept for audit); `last_used_at` is written at most once
   a minute per key. See `keel.gateway.keys` and `keel.store.keys`.
+
+Budget tables (revision 0004), see `keel.gateway.budgets` and `keel.store.ledger`:
+- `budget_counters`: settled spend (USD and tokens) of one scope in one period window, keyed by
+  a hash of (tenant, scope kind, scope id, period, window start). Every reservation and
+  settlement on a counter locks its row first (PostgreSQL) or holds the database write lock
+  (SQLite), which is what makes concurrent reservations unable to overshoot.
+- `budget_holds`: one row per (reservation, counter): the estimate held, whether the hold is
+  still `open` (then `settled` or `released`) and when it expires. The partial index on open
+  holds serves "what do open reservations hold on this counter".
+- `budget_entries`: the append-only spend ledger: one row per reserve, settle or release, with
+  the tenant, run, amounts and the budgets involved, for audit.
 """
 
 from __future__ import annotations
@@ -230,4 +241,57 @@ api_keys = Table(
     Column("created_by", String(NAME_LENGTH), nullable=True),
     UniqueConstraint("prefix"),
     Index("ix_api_keys_tenant_id_created_at", "tenant_id", "created_at"),
+)
+
+budget_counters = Table(
+    "budget_counters",
+    metadata,
+    Column("key", String(SHORT_LENGTH * 2), primary_key=True),
+    Column("tenant_id", String(NAME_LENGTH), nullable=True),
+    Column("scope", String(SHORT_LENGTH), nullable=False),
+    Column("scope_id", String(NAME_LENGTH), nullable=False),
+    Column("period", String(SHORT_LENGTH), nullable=False),
+    Column("window_start", UtcDateTime(), nullable=False),
+    Column("window_end", UtcDateTime(), nullable=True),
+    Column("settled_usd", Money(), nullable=False),
+    Column("settled_tokens", BigInteger(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Index("ix_budget_counters_tenant_id_window_start", "tenant_id", "window_start"),
+)
+
+OPEN_BUDGET_HOLD = text("state = 'open'")
+
+budget_holds = Table(
+    "budget_holds",
+    metadata,
+    Column("reservation_id", String(ID_LENGTH), nullable=False),
+    Column("counter_key", String(SHORT_LENGTH * 2), nullable=False),
+    Column("amount_usd", Money(), nullable=False),
+    Column("tokens", BigInteger(), nullable=False),
+    Column("state", String(SHORT_LENGTH), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    PrimaryKeyConstraint("reservation_id", "counter_key"),
+    Index(
+        "ix_budget_holds_open_counter_key_expires_at",
+        "counter_key",
+        "expires_at",
+        sqlite_where=OPEN_BUDGET_HOLD,
+        postgresql_where=OPEN_BUDGET_HOLD,
+    ),
+)
+
+budget_entries = Table(
+    "budget_entries",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=True),
+    Column("reservation_id", String(ID_LENGTH), nullable=False),
+    Column("tenant_id", String(NAME_LENGTH), nullable=True),
+    Column("run_id", String(ID_LENGTH), nullable=True),
+    Column("kind", String(SHORT_LENGTH), nullable=False),
+    Column("recorded_at", UtcDateTime(), nullable=False),
+    Column("amount_usd", Money(), nullable=False),
+    Column("tokens", BigInteger(), nullable=False),
+    Column("budgets", JsonDocument, nullable=False),
+    Index("ix_budget_entries_tenant_id_recorded_at", "tenant_id", "recorded_at"),
+    Index("ix_budget_entries_reservation_id", "reservation_id"),
 )

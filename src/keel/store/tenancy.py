@@ -9,6 +9,9 @@ the tenant mandatory, only this module and the query signatures change. Ownershi
 - `callback_attempts`: its own `tenant_id` column (the run's tenant, copied when the attempt is
   recorded: the run itself may not be stored yet).
 - `api_keys`: its own `tenant_id` column (the tenant the key acts for).
+- `budget_counters`, `budget_entries`: their own `tenant_id` column (the tenant the budget, or the
+  reservation, belongs to).
+- `budget_holds`: the counter it holds against (`counter_key`).
 A table not listed here is refused, so a new table cannot be queried unscoped by accident.
 """
 
@@ -18,15 +21,30 @@ from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, Table, exists, or_, select
 
-from keel.store.tables import RUN_CHILD_TABLES, api_keys, callback_attempts, runs, spans
+from keel.store.tables import (
+    RUN_CHILD_TABLES,
+    api_keys,
+    budget_counters,
+    budget_entries,
+    budget_holds,
+    callback_attempts,
+    runs,
+    spans,
+)
+
+_OWN_TENANT_COLUMN = (runs, callback_attempts, api_keys, budget_counters, budget_entries)
 
 SelectT = TypeVar("SelectT", bound=Select[Any])
 
 
 def tenant_condition(table: Table, tenant_id: str) -> ColumnElement[bool]:
     """The WHERE condition that keeps only `tenant_id`'s rows of `table`."""
-    if table is runs or table is callback_attempts or table is api_keys:
+    if any(table is owner for owner in _OWN_TENANT_COLUMN):
         return table.c.tenant_id == tenant_id
+    if table is budget_holds:
+        return table.c.counter_key.in_(
+            select(budget_counters.c.key).where(budget_counters.c.tenant_id == tenant_id)
+        )
     if any(table is child for child in RUN_CHILD_TABLES):
         return table.c.run_id.in_(select(runs.c.id).where(runs.c.tenant_id == tenant_id))
     if table is spans:
