@@ -304,32 +304,43 @@ class DurableRuns:
         return None if record is None else record_view(record)
 
     async def wait(self, run_id: str, timeout: float) -> dict[str, Any] | None:  # noqa: ASYNC109 - a wait budget, not a cancel
-        """The run once it has ended, or its current view after `timeout` seconds."""
+        """The run once it has ended, or its current view after `timeout` seconds.
+
+        A run executed by this process resolves the waiter the moment it ends; the status is
+        still checked now and then (1 s, doubling to 2 s), for runs that end elsewhere (another
+        worker, a cancel, a failure in Keel itself). A process that executes nothing polls the
+        status (20 ms, growing to 0.5 s). Status checks are database queries: many requests
+        waiting at once must not turn into a query storm.
+        """
         deadline = time.monotonic() + timeout
+        future: asyncio.Future[dict[str, Any]] | None = None
         if self.executes and timeout > 0:
-            future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            future = asyncio.get_running_loop().create_future()
             self._waiters.setdefault(run_id, []).append(future)
-            try:
+        try:
+            pause = 1.0 if future is not None else 0.02
+            while True:
                 view = await self.get(run_id)
-                if view is None or view["status"] in TERMINAL:
+                remaining = deadline - time.monotonic()
+                if view is None or view["status"] in TERMINAL or remaining <= 0:
                     return view
-                # Finished here: the workflow resolves the future. Elsewhere: poll below.
-                done, _ = await asyncio.wait({future}, timeout=min(timeout, 1.0))
-                if future in done and not future.cancelled():
+                if future is None:
+                    await asyncio.sleep(min(pause, remaining))
+                    pause = min(pause * 1.5, 0.5)
+                    continue
+                await asyncio.wait({future}, timeout=min(pause, remaining))
+                if future.cancelled():  # the service is stopping
+                    return view
+                if future.done():
                     return future.result()
-            finally:
+                pause = min(pause * 2, 2.0)
+        finally:
+            if future is not None:
                 waiters = self._waiters.get(run_id, [])
                 if future in waiters:
                     waiters.remove(future)
                 if not waiters:
                     self._waiters.pop(run_id, None)
-        delay = 0.02
-        while True:
-            view = await self.get(run_id)
-            if view is None or view["status"] in TERMINAL or time.monotonic() >= deadline:
-                return view
-            await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            delay = min(delay * 1.5, 0.25)
 
     async def cancel(self, run_id: str) -> dict[str, Any] | None:
         """Cancel a queued or running run. A running run stops at its next step; a step in
