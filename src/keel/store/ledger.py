@@ -277,23 +277,7 @@ class BudgetLedger(AsyncDatabase):
                         updated_at=now,
                     )
                 )
-            windows = [check.window for check in reservation.checks]
-            await connection.execute(
-                insert(budget_entries),
-                [
-                    _entry(
-                        reservation.id,
-                        reservation.tenant_id,
-                        reservation.run_id,
-                        "settle",
-                        now,
-                        usd,
-                        token_count,
-                        reservation.budgets,
-                        windows,
-                    )
-                ],
-            )
+            await _log(connection, reservation, "settle", now, usd, token_count)
         crossed: list[ThresholdCrossing] = []
         for check, key in zip(reservation.checks, reservation.counter_keys, strict=True):
             crossed.extend(_crossings(check, before[key], usd, token_count))
@@ -311,23 +295,7 @@ class BudgetLedger(AsyncDatabase):
             )
             if released.rowcount == 0:
                 return False
-            windows = [check.window for check in reservation.checks]
-            await connection.execute(
-                insert(budget_entries),
-                [
-                    _entry(
-                        reservation.id,
-                        reservation.tenant_id,
-                        reservation.run_id,
-                        "release",
-                        now,
-                        reservation.amount_usd,
-                        reservation.tokens,
-                        reservation.budgets,
-                        windows,
-                    )
-                ],
-            )
+            await _log(connection, reservation, "release", now, reservation.amount_usd, reservation.tokens)
         return True
 
     # -- queries ----------------------------------------------------------------------------------
@@ -497,6 +465,30 @@ def _crossings(
     if Decimal(before) <= limit < Decimal(after):
         crossed.append(ThresholdCrossing(budget, check.window, limit, True, before, after))
     return crossed
+
+
+async def _log(
+    connection: AsyncConnection,
+    reservation: Reservation,
+    kind: EntryKind,
+    now: datetime,
+    usd: Decimal,
+    tokens: int,
+) -> None:
+    """Append one audit entry for `reservation` (settle or release), in the caller's transaction."""
+    windows = [check.window for check in reservation.checks]
+    entry = _entry(
+        reservation.id,
+        reservation.tenant_id,
+        reservation.run_id,
+        kind,
+        now,
+        usd,
+        tokens,
+        reservation.budgets,
+        windows,
+    )
+    await connection.execute(insert(budget_entries), [entry])
 
 
 def _entry(
