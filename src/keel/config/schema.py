@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from keel.config.gateway import GatewayConfig
+
 ProviderName = Literal["openai", "anthropic", "google", "openai-compatible"]
 
 
@@ -325,3 +327,4 @@ class ProjectConfig(_Strict):
     storage: StorageConfig = StorageConfig()
     tracing: TracingConfig = TracingConfig()
     server: ServerConfig = ServerConfig()
+    gateway: GatewayConfig = GatewayConfig()
