@@ -124,6 +124,11 @@ class RateLimitsConfig(_Strict):
         description="Environment variable holding a redis:// URL: limits are then shared by every "
         "process; without it they are counted in each process.",
     )
+    on_redis_error: Literal["allow", "refuse"] = Field(
+        default="allow",
+        description="When Redis does not answer: let requests through (logged, counted in /readyz) "
+        "or refuse them with 503.",
+    )
     limits: list[RateLimitConfig] = []
 
     @field_validator("limits")
