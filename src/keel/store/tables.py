@@ -40,6 +40,14 @@ Budget tables (revision 0004), see `keel.gateway.budgets` and `keel.store.ledger
   holds serves "what do open reservations hold on this counter".
 - `budget_entries`: the append-only spend ledger: one row per reserve, settle or release, with
   the tenant, run, amounts and the budgets involved, for audit.
+
+Audit table (revision 0005), see `keel.store.audit` and docs/audit-log.md:
+- `audit_log`: one row per security-relevant action (sign-ins, denials, key and budget changes,
+  deployments, approvals, refused requests): who (`principal`), for which tenant (NULL for an
+  operator's action without one), what (`action`, `outcome`, `target`), and a small JSON `detail`
+  never holding secrets. Append-only: triggers created by migration 0005 (not part of this
+  metadata) make the database itself refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL).
+  Indexed for listings by tenant, action and principal, and newest first overall.
 """
 
 from __future__ import annotations
@@ -294,4 +302,24 @@ budget_entries = Table(
     Column("budgets", JsonDocument, nullable=False),
     Index("ix_budget_entries_tenant_id_recorded_at", "tenant_id", "recorded_at"),
     Index("ix_budget_entries_reservation_id", "reservation_id"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", String(ID_LENGTH), primary_key=True),
+    Column("recorded_at", UtcDateTime(), nullable=False),
+    Column("tenant_id", String(NAME_LENGTH), nullable=True),
+    Column("principal", String(NAME_LENGTH), nullable=False),
+    Column("action", String(SHORT_LENGTH), nullable=False),
+    Column("outcome", String(SHORT_LENGTH), nullable=False),
+    Column("target", Text(), nullable=True),
+    Column("trace_id", String(SHORT_LENGTH * 2), nullable=True),
+    Column("ip", String(SHORT_LENGTH * 2), nullable=True),
+    Column("detail", JsonDocument, nullable=False),
+    Index("ix_audit_log_tenant_id_recorded_at", "tenant_id", "recorded_at"),
+    Index("ix_audit_log_action_recorded_at", "action", "recorded_at"),
+    Index("ix_audit_log_principal_recorded_at", "principal", "recorded_at"),
+    # Newest-first listing of every tenant and its cursor: (recorded_at, id) is the sort key.
+    Index("ix_audit_log_recorded_at_id", "recorded_at", "id"),
 )

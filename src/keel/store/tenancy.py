@@ -12,6 +12,8 @@ the tenant mandatory, only this module and the query signatures change. Ownershi
 - `budget_counters`, `budget_entries`: their own `tenant_id` column (the tenant the budget, or the
   reservation, belongs to).
 - `budget_holds`: the counter it holds against (`counter_key`).
+- `audit_log`: its own `tenant_id` column (the tenant the action was for; NULL for an operator's
+  action without a tenant, which only an unscoped listing shows).
 A table not listed here is refused, so a new table cannot be queried unscoped by accident.
 """
 
@@ -24,6 +26,7 @@ from sqlalchemy import ColumnElement, Select, Table, exists, or_, select
 from keel.store.tables import (
     RUN_CHILD_TABLES,
     api_keys,
+    audit_log,
     budget_counters,
     budget_entries,
     budget_holds,
@@ -32,7 +35,7 @@ from keel.store.tables import (
     spans,
 )
 
-_OWN_TENANT_COLUMN = (runs, callback_attempts, api_keys, budget_counters, budget_entries)
+_OWN_TENANT_COLUMN = (runs, callback_attempts, api_keys, budget_counters, budget_entries, audit_log)
 
 SelectT = TypeVar("SelectT", bound=Select[Any])
 
