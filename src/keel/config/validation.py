@@ -13,13 +13,16 @@ import re
 import types
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from keel.config.yaml_source import Flat, Loc
 from keel.errors import ConfigIssue
+
+if TYPE_CHECKING:
+    from keel.config.schema import ProjectConfig
 
 _EXPECTED = {
     "string_type": "a string",
@@ -257,3 +260,22 @@ def _alternatives(types_: list[Any]) -> list[Any]:
         else:
             out.append(tp)
     return out
+
+
+BUDGETS_NEED_STORAGE = (
+    "hard budgets need storage: their ledger (spend, reservations) is kept in the database. "
+    "Set storage.enabled to true, or remove gateway.budgets.limits"
+)
+
+
+def storage_issues(config: ProjectConfig, doc: Flat | None = None) -> list[ConfigIssue]:
+    """Settings that need storage while `storage.enabled` is false: `gateway.budgets.limits`.
+
+    `doc` (the flattened keel.yaml) locates the issue at its line; without it, at the field.
+    """
+    if config.storage.enabled or not config.gateway.budgets.limits:
+        return []
+    loc: Loc = ("gateway", "budgets", "limits")
+    if doc is not None:
+        return [doc.issue(loc, BUDGETS_NEED_STORAGE)]
+    return [ConfigIssue("keel.yaml", None, "gateway.budgets.limits", BUDGETS_NEED_STORAGE)]

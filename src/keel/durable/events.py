@@ -2,7 +2,7 @@
 
 Each durable run writes its events to its DBOS stream `events`: status changes (`running`, then
 the final status with the result), tool calls (started, finished), model retries and fallbacks,
-and, for streaming runs, text deltas (batched every 50 ms). An event's id is its offset in the
+budget thresholds crossed (`budget_threshold`), and, for streaming runs, text deltas (batched every 50 ms). An event's id is its offset in the
 stream, so an SSE client that reconnects with `Last-Event-ID: N` continues at N + 1, from any API
 process.
 
@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING, Any
 from dbos import DBOS
 from dbos._error import DBOSStreamTimeoutError
 
-from keel.runtime.events import ModelFallback, ModelRetrying, RunEvent, TextDelta, ToolFinished, ToolStarted
+from keel.runtime.events import (
+    BudgetThreshold,
+    ModelFallback,
+    ModelRetrying,
+    RunEvent,
+    TextDelta,
+    ToolFinished,
+    ToolStarted,
+)
 from keel.runtime.result import RunResult
 
 if TYPE_CHECKING:
@@ -39,6 +47,7 @@ _TYPES: dict[type[Any], str] = {
     ModelFallback: "model_fallback",
     ToolStarted: "tool_started",
     ToolFinished: "tool_finished",
+    BudgetThreshold: "budget_threshold",
 }
 
 

@@ -46,6 +46,23 @@ class ToolFinished:
     error: str | None
 
 
-RunEvent = TextDelta | ModelRetrying | ModelFallback | ToolStarted | ToolFinished
+@dataclass(frozen=True)
+class BudgetThreshold:
+    """A settled model request took a budget's spend across a threshold: its soft threshold
+    (`limit * soft_threshold`), or, when `hard`, the limit itself (actual usage above the estimate).
+    Emitted once per budget, window and threshold, by the run whose request crossed it.
+
+    `budget` is `Budget.as_dict()` (scope, scope_id, tenant_id, unit, period, limit,
+    soft_threshold); amounts are decimal strings in the budget's unit (USD or tokens).
+    """
+
+    budget: dict[str, Any]
+    threshold: str
+    spent: str
+    hard: bool
+    window_start: str
+
+
+RunEvent = TextDelta | ModelRetrying | ModelFallback | ToolStarted | ToolFinished | BudgetThreshold
 
 EventHandler = Callable[[RunEvent], Awaitable[None] | None]

@@ -13,11 +13,15 @@ import inspect
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from keel.runtime.events import EventHandler, RunEvent
 from keel.runtime.result import ModelCall, TokenUsage, ToolCall
 from keel.tracing import AgentSpan, Tracing
+
+if TYPE_CHECKING:
+    from keel.runtime.budget_guard import RunBudget
 
 
 @dataclass
@@ -36,6 +40,12 @@ class RunRecorder:
     # step's response (see `keel.durable.replay`), so a replayed step restores them exactly once.
     durable: bool = False
     pending_calls: list[ModelCall] = field(default_factory=list)
+    # Hard budgets (`keel.runtime.budget_guard`): the budgets this run is charged to, or None, and
+    # what its successful attempts have cost so far, live (replayed steps are not counted again:
+    # they reserve and settle nothing). `metered_usd` is None once an attempt was unpriced.
+    budget: RunBudget | None = None
+    metered_usd: Decimal | None = Decimal(0)
+    metered_tokens: int = 0
 
     def remaining(self) -> float | None:
         """Seconds left before the run's deadline, or None without one."""
@@ -45,6 +55,10 @@ class RunRecorder:
 
     def note_model_call(self, call: ModelCall) -> None:
         """A model call made now: recorded at once, or held for the step's response when durable."""
+        if call.status == "ok":
+            self.metered_tokens += call.input_tokens + call.output_tokens
+            if self.metered_usd is not None:
+                self.metered_usd = None if call.cost_usd is None else self.metered_usd + call.cost_usd
         if self.durable:
             self.pending_calls.append(call)
         else:

@@ -2,7 +2,9 @@
 
 A `Runner` belongs to one loaded `Project`. It compiles each agent once (on first use) into a
 pydantic-ai `Agent` whose model is a chain of `RetryingModel`s (the primary, then each fallback)
-and whose tools go through `PolicyFunctionSchema`. Each run gets its own `RunRecorder`; nothing a
+and whose tools go through `PolicyFunctionSchema`; with hard budgets in the project, a
+`BudgetedModel` around that chain reserves before each model request and settles after it
+(`keel.runtime.budget_guard`). Each run gets its own `RunRecorder`; nothing a
 run does is kept on the runner or at module level, so runs are isolated from each other.
 
 Every run returns a `RunResult`, whatever happened: success, a failure with its error category,
@@ -31,8 +33,10 @@ from pydantic_ai.settings import ModelSettings
 from pydantic_ai.usage import UsageLimits
 
 from keel.config.project import AgentSpec, Project, ResolvedModel
-from keel.errors import BadInput, ErrorCategory
+from keel.config.validation import storage_issues
+from keel.errors import BadInput, ConfigError, ErrorCategory
 from keel.pricing import Pricer
+from keel.runtime.budget_guard import BudgetedModel, BudgetGuard
 from keel.runtime.events import EventHandler, TextDelta
 from keel.runtime.history import run_record
 from keel.runtime.output import OutputValidator, expand_unclear, output_spec
@@ -78,6 +82,14 @@ class Runner:
         if storage.enabled:
             self.database_url = database_url or resolve_database_url(storage.url, project.root, env)
         self.writer: RecordWriter | None = None
+        issues = storage_issues(project.config)
+        if issues:
+            raise ConfigError(issues)
+        budgets = project.config.gateway.budgets
+        # Hard budgets: one guard (and one ledger) for the runner's lifetime; none without budgets.
+        self.budget_guard: BudgetGuard | None = None
+        if budgets.limits and self.database_url is not None:
+            self.budget_guard = BudgetGuard(budgets, self.database_url)
         key_vars = {m.api_key_env for a in project.agents.values() for m in (a.model, *a.fallback_models)}
         self.tracing = Tracing.create(
             project.config.tracing,
@@ -102,6 +114,8 @@ class Runner:
                 )
                 writer.start()
                 self.writer = writer
+            if self.budget_guard is not None:
+                self.budget_guard.start()
             self._started = True
 
     def _store_span(self, record: SpanRecord) -> bool:
@@ -120,6 +134,8 @@ class Runner:
         writer, self.writer = self.writer, None
         if writer is not None:
             await asyncio.to_thread(writer.close, within)
+        if self.budget_guard is not None:
+            await self.budget_guard.aclose()
         if self._own_factory is not None:
             await self._own_factory.aclose()
 
@@ -154,6 +170,16 @@ class Runner:
             for m in (spec.model, *spec.fallback_models)
         ]
         model: Model = chain[0] if len(chain) == 1 else FallbackModel(*chain)
+        guard = self.budget_guard
+        if guard is not None:  # outermost: one reservation per model request, fallbacks included
+            models = (spec.model, *spec.fallback_models)
+            guard.check_priced(models, self.pricer.cost)
+            model = BudgetedModel(
+                model,
+                models=models,
+                price=self.pricer.cost,
+                output_tokens=guard.config.estimate_output_tokens,
+            )
         settings: dict[str, Any] = {
             key: value for key, value in cfg.model_settings.model_dump().items() if value is not None
         }
@@ -249,6 +275,10 @@ class Runner:
         ) as span:
             recorder.span = span
             try:
+                if self.budget_guard is not None:
+                    recorder.budget = self.budget_guard.for_run(
+                        run_id=run_id, agent=spec.name, tenant_id=tenant_id, user_id=user_id
+                    )
                 prompt = _prompt(compiled, input)
                 output = await self._execute(
                     compiled, prompt, deps, recorder, stream and not durable, run_timeout, cancel
