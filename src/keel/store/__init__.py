@@ -9,10 +9,22 @@
 - `KeyStore`: the gateway's API keys (create, list, revoke, verify); see docs/gateway.md.
 - `BudgetLedger`: hard budgets (reserve, settle, release) and the per-tenant spend ledger; see
   docs/gateway.md#budgets.
+- `AuditLog`: append-only records of security-relevant actions (`AuditEntry`); see
+  docs/audit-log.md.
 
 See docs/storage.md.
 """
 
+from keel.store.audit import (
+    AUDIT_ACTIONS,
+    AUDIT_OUTCOMES,
+    AuditAction,
+    AuditEntry,
+    AuditLog,
+    AuditOutcome,
+    AuditPage,
+    InvalidAuditEntry,
+)
 from keel.store.callbacks import CallbackAttempt, CallbackLog, CallbackOutcome
 from keel.store.coordination import Coordination, SessionRunState, WorkerRow
 from keel.store.keys import ApiKeyRecord, CreatedKey, KeyStore, UnknownKey
@@ -25,14 +37,22 @@ from keel.store.urls import mask_url, resolve_database_url
 from keel.store.writer import RecordWriter, WriterStats
 
 __all__ = [
+    "AUDIT_ACTIONS",
+    "AUDIT_OUTCOMES",
     "AgentStats",
     "ApiKeyRecord",
+    "AuditAction",
+    "AuditEntry",
+    "AuditLog",
+    "AuditOutcome",
+    "AuditPage",
     "BudgetLedger",
     "CallbackAttempt",
     "CallbackLog",
     "CallbackOutcome",
     "Coordination",
     "CreatedKey",
+    "InvalidAuditEntry",
     "KeyStore",
     "LedgerEntry",
     "ModelUsageRecord",
