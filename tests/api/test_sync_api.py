@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import uvicorn
 
 from keel.api.app import create_app
 from keel.config import load_project
+from keel.store.keys import KeyStore
 from keel.testing.fake_llm import FakeLLMThread
 from keel.testing.project_fake import project_script
 
@@ -21,7 +23,7 @@ EMAIL = {"from": "ada@example.com", "subject": "Refund", "body": "Please refund 
 
 
 @pytest.fixture(scope="module")
-def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     crm = tmp_path_factory.mktemp("crm") / "crm.sqlite"
     with pytest.MonkeyPatch.context() as mp, FakeLLMThread(project_script(INBOX)) as fake:
         mp.setenv("INBOX_CRM_PATH", str(crm))
@@ -37,15 +39,32 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             assert time.monotonic() < deadline, "server did not start"
             time.sleep(0.02)
         port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
+        # The example project keeps authentication on (the default): the tests call with a key.
+        created = asyncio.run(_create_key(f"sqlite:///{crm.parent}/keel.db"))
+        yield f"http://127.0.0.1:{port}", created
         server.should_exit = True
         thread.join(10)
 
 
+async def _create_key(url: str) -> str:
+    async with KeyStore(url) as keys:
+        created = await keys.create("tests", ["runs:write", "runs:read"])
+    return created.key
+
+
 @pytest.fixture
-def client(base_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=base_url, timeout=30) as http:
+def client(base_url: tuple[str, str]) -> Iterator[httpx.Client]:
+    url, key = base_url
+    with httpx.Client(base_url=url, timeout=30, headers={"authorization": f"Bearer {key}"}) as http:
         yield http
+
+
+def test_the_api_refuses_callers_without_a_key(base_url: tuple[str, str]) -> None:
+    with httpx.Client(base_url=base_url[0], timeout=30) as anonymous:
+        response = anonymous.post("/v1/agents/inbox/runs", json={"input": EMAIL, "wait": 1})
+        assert_problem(response, 401, "unauthenticated")
+        assert response.headers["www-authenticate"].startswith("Bearer")
+        assert anonymous.get("/livez").status_code == 200
 
 
 def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, object]:

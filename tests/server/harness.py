@@ -66,7 +66,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_project(root: Path, base_url: str, *, queue: str = "", extra_server: str = "") -> Path:
+def write_project(
+    root: Path, base_url: str, *, queue: str = "", extra_server: str = "", gateway: str = "auth: off"
+) -> Path:
+    """The test project; `gateway` is its `gateway:` section (authentication off by default: the
+    server tests are about runs; tests/gateway covers who may call)."""
     (root / "agents").mkdir(parents=True, exist_ok=True)
     (root / "tools").mkdir(exist_ok=True)
     lines = [
@@ -83,6 +87,8 @@ def write_project(root: Path, base_url: str, *, queue: str = "", extra_server: s
         "  worker_timeout: 2",
         "  shutdown_grace: 1",
         *("  " + line for line in textwrap.dedent(extra_server).splitlines() if line.strip()),
+        "gateway:",
+        *("  " + line for line in textwrap.dedent(gateway).splitlines() if line.strip()),
     ]
     (root / "keel.yaml").write_text("\n".join(lines) + "\n")
     (root / "tools" / "__init__.py").write_text("")

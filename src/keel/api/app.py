@@ -8,6 +8,7 @@ inside the request, as a plain call.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -16,12 +17,19 @@ from fastapi import Body, FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from keel.api import problems
+from keel.api.keys import router as keys_router
 from keel.api.problems import Problem
 from keel.api.runs import router as runs_router
+from keel.api.runs import user_of
+from keel.api.security import PUBLIC, RequestHooks, check_routes, requires
 from keel.config.project import Project
 from keel.durable.service import DurableRuns, Role
 from keel.errors import ErrorCategory, UsageError
+from keel.gateway.auth import Gateway, gateway_for
+from keel.gateway.principal import Principal
 from keel.runtime.runner import Runner
+
+log = logging.getLogger("keel.api")
 
 
 class RunRequest(BaseModel):
@@ -42,10 +50,19 @@ def create_app(
     *,
     role: Role = "all",
     worker_id: str | None = None,
+    gateway: Gateway | None = None,
+    hooks: RequestHooks | None = None,
 ) -> FastAPI:
     own_runner = runner is None
     the_runner = runner or Runner(project)
     durable = DurableRuns(the_runner, role=role, worker_id=worker_id) if the_runner.database_url else None
+    the_gateway = gateway or gateway_for(project.config.gateway, the_runner.database_url)
+    if the_gateway.open:
+        log.warning(
+            "gateway.auth is off: every caller acts as tenant %r with scopes %s; never expose this server",
+            project.config.gateway.anonymous.tenant,
+            ", ".join(project.config.gateway.anonymous.scopes),
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,6 +76,7 @@ def create_app(
                 await durable.stop()
             if own_runner:
                 await the_runner.aclose()
+            await the_gateway.aclose()
 
     app = FastAPI(
         title=f"Keel: {project.config.project}",
@@ -69,12 +87,14 @@ def create_app(
     problems.install(app)
     app.state.runner = the_runner
     app.state.durable = durable
+    app.state.gateway = the_gateway
+    app.state.request_hooks = hooks or RequestHooks()
 
-    @app.get("/livez", tags=["health"])
+    @app.get("/livez", tags=["health"], dependencies=[PUBLIC])
     async def livez() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get("/readyz", tags=["health"], dependencies=[PUBLIC])
     async def readyz(request: Request) -> dict[str, Any]:
         """Ready to serve, with the history writer's counters: records waiting for the database,
         dropped because the buffer overflowed, and whether the database currently answers."""
@@ -94,27 +114,41 @@ def create_app(
         return body
 
     @app.get("/v1/agents", tags=["agents"])
-    async def list_agents() -> dict[str, Any]:
+    async def list_agents(principal: Annotated[Principal, requires("runs:read")]) -> dict[str, Any]:
+        """The agents these credentials may run."""
         return {
             "agents": [
                 {"name": a.name, "description": a.config.description, "model": a.model.label}
                 for a in project.agents.values()
+                if the_gateway.may_run(principal, a.name)
             ]
         }
 
+    app.include_router(keys_router)
     if durable is not None:
         app.include_router(runs_router)
+        check_routes(app)
         return app
 
     @app.post("/v1/agents/{agent}/runs", tags=["runs"])
-    async def create_run(request: Request, agent: str, body: Annotated[RunRequest, Body()]) -> dict[str, Any]:
+    async def create_run(
+        request: Request,
+        principal: Annotated[Principal, requires("runs:write")],
+        agent: str,
+        body: Annotated[RunRequest, Body()],
+    ) -> dict[str, Any]:
         """Storage is off: the run executes inside this request (no queue, no durability)."""
         runner: Runner = request.app.state.runner
         if agent not in project.agents:
             raise Problem(404, "agent_not_found", "Unknown agent", f"no agent named {agent!r}")
         try:
             result = await runner.run(
-                agent, body.input, session_id=body.session_id, user_id=body.user_id, metadata=body.metadata
+                agent,
+                body.input,
+                session_id=body.session_id,
+                user_id=user_of(principal, body.user_id),
+                tenant_id=principal.tenant_id,
+                metadata=body.metadata,
             )
         except UsageError as exc:
             raise Problem(503, "agent_unavailable", "Agent cannot run", str(exc)) from None
@@ -124,4 +158,5 @@ def create_app(
             )
         return result.to_dict()
 
+    check_routes(app)
     return app

@@ -13,8 +13,11 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from keel.api.problems import Problem
+from keel.api.security import requires
 from keel.durable.callbacks import CallbackRefused
+from keel.durable.scoped import TenantRuns
 from keel.durable.service import TERMINAL, DurableRuns, Submission, SubmitRefused
+from keel.gateway.principal import Principal
 from keel.store.repository import MAX_PAGE
 
 router = APIRouter(prefix="/v1", tags=["runs"])
@@ -55,6 +58,26 @@ def _durable(request: Request) -> DurableRuns:
     return durable
 
 
+def _runs(request: Request, principal: Principal) -> TenantRuns:
+    """The caller's tenant's runs: every route reads and writes runs through this."""
+    return TenantRuns(_durable(request), principal.tenant_id)
+
+
+def _not_found(run_id: str) -> Problem:
+    return Problem(404, "run_not_found", "Unknown run", f"no run with id {run_id!r}")
+
+
+def user_of(principal: Principal, requested: str | None) -> str | None:
+    """The run's user: a user principal is always its own user; a service may name its end user."""
+    if principal.kind == "user":
+        if requested is not None and requested != principal.id:
+            raise Problem(
+                403, "user_mismatch", "Forbidden", "user_id: a user may only submit runs as themselves"
+            )
+        return principal.id
+    return requested
+
+
 def _urls(run_id: str) -> dict[str, str]:
     base = f"/v1/runs/{run_id}"
     return {
@@ -75,11 +98,13 @@ def _urls(run_id: str) -> dict[str, str]:
 )
 async def create_run(
     request: Request,
+    principal: Annotated[Principal, requires("runs:write")],
     agent: str,
     body: Annotated[CreateRun, Body()],
     idempotency_key: Annotated[str | None, Header(max_length=255, alias="Idempotency-Key")] = None,
 ) -> Response:
     durable = _durable(request)
+    runs = _runs(request, principal)
     if agent not in durable.project.agents:
         raise Problem(404, "agent_not_found", "Unknown agent", f"no agent named {agent!r}")
     if body.wait > durable.settings.max_wait:
@@ -93,7 +118,8 @@ async def create_run(
         agent=agent,
         input=body.input,
         session_id=body.session_id,
-        user_id=body.user_id,
+        user_id=user_of(principal, body.user_id),
+        tenant_id=principal.tenant_id,
         metadata=body.metadata,
         tags=tuple(body.tags),
         priority=body.priority,
@@ -102,14 +128,14 @@ async def create_run(
         idempotency_key=idempotency_key,
     )
     try:
-        submitted = await durable.submit(submission)
+        submitted = await runs.submit(submission)
     except CallbackRefused as exc:
         raise Problem(
             422, "callback_url_not_allowed", "Callback URL not allowed", exc.message, field="callback_url"
         ) from None
     except SubmitRefused as exc:
         raise Problem(exc.status, exc.code, "Run not accepted", exc.message) from None
-    view = await durable.wait(submitted.run_id, body.wait)
+    view = await runs.wait(submitted.run_id, body.wait)
     headers = {"Location": f"/v1/runs/{submitted.run_id}"}
     if not submitted.created:
         headers["Idempotent-Replayed"] = "true"
@@ -128,19 +154,21 @@ async def create_run(
 
 
 @router.get("/runs/{run_id}")
-async def get_run(request: Request, run_id: Annotated[str, Field(max_length=128)]) -> dict[str, Any]:
-    durable = _durable(request)
-    view = await durable.get(run_id)
+async def get_run(
+    request: Request,
+    principal: Annotated[Principal, requires("runs:read")],
+    run_id: Annotated[str, Field(max_length=128)],
+) -> dict[str, Any]:
+    view = await _runs(request, principal).get(run_id)
     if view is None:
-        view = await durable.runner_history(run_id)
-    if view is None:
-        raise Problem(404, "run_not_found", "Unknown run", f"no run with id {run_id!r}")
+        raise _not_found(run_id)
     return {**view, "urls": _urls(run_id)}
 
 
 @router.get("/runs")
 async def list_runs(
     request: Request,
+    principal: Annotated[Principal, requires("runs:read")],
     agent: str | None = None,
     status: str | None = None,
     session_id: str | None = None,
@@ -151,25 +179,16 @@ async def list_runs(
 ) -> dict[str, Any]:
     """Ended runs from the run history, newest first (pass `next_cursor` back for the next page);
     `status=queued` or `status=running` lists the runs not ended yet instead."""
-    durable = _durable(request)
+    runs = _runs(request, principal)
     if status in ("queued", "running"):
-        from dbos import DBOS
-
-        from keel.durable.queues import queue_name
-
-        wanted = ["ENQUEUED", "DELAYED"] if status == "queued" else ["PENDING"]
-        queues = [queue_name(agent)] if agent else [queue_name(a) for a in durable.project.agents]
-        found = await DBOS.list_workflows_async(
-            queue_name=queues, status=wanted, limit=limit, load_output=False
-        )
-        views = [await durable._view(w) for w in found]
-        views = [v for v in views if (session_id is None or v.get("session_id") == session_id)]
+        agents = [agent] if agent else list(runs.durable.project.agents)
+        views = await runs.active(agents, status, limit, session_id)
         return {"runs": views, "next_cursor": None}
     from keel.durable.views import record_view
     from keel.errors import UsageError
 
     try:
-        page = await durable.store.list_runs(
+        page = await runs.history(
             agent=agent,
             status=status,
             session_id=session_id,
@@ -184,17 +203,19 @@ async def list_runs(
 
 
 @router.post("/runs/{run_id}/cancel")
-async def cancel_run(request: Request, run_id: str) -> dict[str, Any]:
-    durable = _durable(request)
-    view = await durable.cancel(run_id)
+async def cancel_run(
+    request: Request, principal: Annotated[Principal, requires("runs:write")], run_id: str
+) -> dict[str, Any]:
+    view = await _runs(request, principal).cancel(run_id)
     if view is None:
-        raise Problem(404, "run_not_found", "Unknown run", f"no run with id {run_id!r}")
+        raise _not_found(run_id)
     return {**view, "urls": _urls(run_id)}
 
 
 @router.get("/runs/{run_id}/events", response_class=StreamingResponse)
 async def run_events(
     request: Request,
+    principal: Annotated[Principal, requires("runs:read")],
     run_id: str,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     after: Annotated[int | None, Query(ge=-1, description="Resume after this event id.")] = None,
@@ -202,9 +223,6 @@ async def run_events(
     """Server-sent events: `status`, `tool_started`, `tool_finished`, `model_retrying`,
     `model_fallback` and (streaming runs) `text`. Each event's id is its position; reconnect with
     `Last-Event-ID` to continue after it. The stream ends after the final `status` event."""
-    durable = _durable(request)
-    if await durable.get(run_id) is None:
-        raise Problem(404, "run_not_found", "Unknown run", f"no run with id {run_id!r}")
     start = after if after is not None else -1
     if last_event_id is not None:
         try:
@@ -213,10 +231,13 @@ async def run_events(
             raise Problem(
                 422, "invalid_request", "Invalid request", "Last-Event-ID must be an event id"
             ) from None
+    events = await _runs(request, principal).events(run_id, start)
+    if events is None:
+        raise _not_found(run_id)
 
     async def stream() -> AsyncIterator[bytes]:
         yield b"retry: 1000\n\n"
-        async for offset, event in durable.events(run_id, start):
+        async for offset, event in events:
             if offset < 0:
                 yield b": keep-alive\n\n"
                 continue
@@ -231,10 +252,13 @@ async def run_events(
 
 
 @router.get("/runs/{run_id}/callbacks")
-async def callback_attempts(request: Request, run_id: str) -> dict[str, Any]:
+async def callback_attempts(
+    request: Request, principal: Annotated[Principal, requires("runs:read")], run_id: str
+) -> dict[str, Any]:
     """Every delivery attempt of the run's callback, in order."""
-    durable = _durable(request)
-    attempts = await (await durable.callbacks.log()).attempts(run_id)
+    attempts = await _runs(request, principal).callback_attempts(run_id)
+    if attempts is None:
+        raise _not_found(run_id)
     return {
         "run_id": run_id,
         "attempts": [
@@ -254,7 +278,7 @@ async def callback_attempts(request: Request, run_id: str) -> dict[str, Any]:
 
 
 @router.get("/queues", tags=["queues"])
-async def queues(request: Request) -> dict[str, Any]:
+async def queues(request: Request, principal: Annotated[Principal, requires("admin")]) -> dict[str, Any]:
     """Per agent: runs queued, waiting for their session, running, the oldest queued run's age,
-    and queue wait (p50, p95) over the last five minutes."""
+    and queue wait (p50, p95) over the last five minutes, over all tenants (hence `admin`)."""
     return {"queues": await _durable(request).queue_stats()}

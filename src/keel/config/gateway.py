@@ -15,13 +15,11 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from keel.gateway.keys import SCOPES, Scope
+from keel.gateway.principal import DEFAULT_TENANT
 
 _NAME = r"^[A-Za-z0-9_.:@-]{1,128}$"
 _DURATION = re.compile(r"^(\d{1,9})(s|m|h|d)$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
-
-DEFAULT_TENANT = "default"
-"""The tenant of a principal that names none (a key created without `--tenant`)."""
 
 
 class _Strict(BaseModel):
@@ -78,9 +76,9 @@ class JwtIssuerConfig(_Strict):
         description="The issuer's JWKS; without it, found by OIDC discovery at "
         "<issuer>/.well-known/openid-configuration.",
     )
-    algorithms: list[Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]] = (
-        Field(default=["RS256", "ES256"], min_length=1, description="Signature algorithms accepted.")
-    )
+    algorithms: list[
+        Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]
+    ] = Field(default=["RS256", "ES256"], min_length=1, description="Signature algorithms accepted.")
     leeway: Annotated[float, Field(ge=0, le=300)] = Field(
         default=30, description="Seconds of clock skew tolerated on exp and nbf."
     )
@@ -151,7 +149,7 @@ class BudgetConfig(_Strict):
     )
     unit: Literal["usd", "tokens"]
     period: Literal["day", "month", "run"]
-    limit: str | int = Field(description="USD as a string or number (\"50\", 0.25), or a token count.")
+    limit: str | int = Field(description='USD as a string or number ("50", 0.25), or a token count.')
     soft_threshold: Annotated[float | None, Field(gt=0, lt=1)] = Field(
         default=None, description="Fraction of the limit at which a budget_threshold event is emitted."
     )
@@ -193,6 +191,11 @@ class GatewayConfig(_Strict):
         "only; every caller is the anonymous principal.",
     )
     anonymous: AnonymousConfig = AnonymousConfig()
+    key_cache: Annotated[float, Field(ge=0, le=300)] = Field(
+        default=10.0,
+        description="Seconds a verified API key is remembered by a process; a key revoked elsewhere "
+        "stops working within this time (0: checked against the database on every request).",
+    )
     roles: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")], list[Scope]] = Field(
         default={},
         description="Role name to scopes; a JWT's roles claim grants the scopes of its roles.",
@@ -205,6 +208,16 @@ class GatewayConfig(_Strict):
     jwt: list[JwtIssuerConfig] = []
     rate_limits: RateLimitsConfig = RateLimitsConfig()
     budgets: BudgetsConfig = BudgetsConfig()
+
+    @field_validator("auth", mode="before")
+    @classmethod
+    def _yaml_booleans(cls, value: object) -> object:
+        # YAML reads a bare `off` as false (and `on`/`yes` as true).
+        if value is False:
+            return "off"
+        if value is True:
+            return "required"
+        return value
 
     @field_validator("agent_access")
     @classmethod

@@ -15,6 +15,9 @@ from typing import Literal
 
 from keel.gateway.keys import SCOPES, Scope
 
+DEFAULT_TENANT = "default"
+"""The tenant of a principal that names none (a key created without `--tenant`)."""
+
 PrincipalKind = Literal["user", "service", "agent", "anonymous"]
 Credential = Literal["api_key", "jwt", "anonymous", "internal"]
 
@@ -45,7 +48,9 @@ class Principal:
         return f"{self.kind}:{self.id}"
 
 
-def scopes_of(direct: Iterable[str], roles: Iterable[str], role_scopes: Mapping[str, Iterable[str]]) -> frozenset[Scope]:
+def scopes_of(
+    direct: Iterable[str], roles: Iterable[str], role_scopes: Mapping[str, Iterable[str]]
+) -> frozenset[Scope]:
     """The known scopes among `direct`, plus those of each role in `roles` that `role_scopes`
     defines. Unknown scopes and unknown roles grant nothing (deny by default)."""
     granted: set[str] = set(direct)

@@ -50,6 +50,7 @@ from keel.gateway.keys import (
     secret_matches,
     validate_scopes,
 )
+from keel.gateway.principal import DEFAULT_TENANT
 from keel.store.engine import AsyncDatabase
 from keel.store.repository import read_connection, write_transaction
 from keel.store.tables import NAME_LENGTH, api_keys
@@ -138,8 +139,8 @@ class KeyStore(AsyncDatabase):
     ) -> CreatedKey:
         """A new key with exactly `scopes`. UsageError (InvalidScope, InvalidExpiry) for bad input."""
         name = _bounded_text(name, "name")
-        if tenant_id is not None:
-            tenant_id = _bounded_text(tenant_id, "tenant")
+        # Every key acts for one tenant: without one, the default tenant (as the server sees it).
+        tenant_id = _bounded_text(tenant_id if tenant_id is not None else DEFAULT_TENANT, "tenant")
         if created_by is not None:
             created_by = created_by[:NAME_LENGTH]
         checked = validate_scopes(scopes)
