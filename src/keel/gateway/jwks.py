@@ -26,6 +26,7 @@ Every HTTP request times out after `HTTP_TIMEOUT` seconds, follows no redirect, 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -164,9 +165,10 @@ def _parse_jwk(jwk: object) -> VerificationKey | None:
     public["kty"] = kty
     key: Key
     if kty == "RSA":
+        bits = int.from_bytes(base64.urlsafe_b64decode(public["n"] + "==")).bit_length()
+        if bits < MIN_RSA_BITS:
+            raise ValueError(f"RSA key of {bits} bits; at least {MIN_RSA_BITS} needed")
         key = RSAKey.import_key(public)
-        if key.public_key.key_size < MIN_RSA_BITS:
-            raise ValueError(f"RSA key of {key.public_key.key_size} bits; at least {MIN_RSA_BITS} needed")
     elif kty == "EC":
         key = ECKey.import_key(public)
     else:

@@ -74,7 +74,7 @@ MAX_CLAIM_LENGTH = 256
 
 NEVER_ALLOWED = frozenset({"none", "HS256", "HS384", "HS512"})
 
-_JWT = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
+_JWT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 
 class TokenRefused(KeelError):
@@ -90,7 +90,7 @@ class TokenRefused(KeelError):
 def looks_like_jwt(token: str) -> bool:
     """Three base64url segments separated by dots (a JWS in compact form), not too long: tells a JWT
     from a Keel API key (`keel_...`, no dots) before any verification."""
-    return len(token) <= MAX_TOKEN_LENGTH and _JWT.match(token) is not None
+    return len(token) <= MAX_TOKEN_LENGTH and _JWT.fullmatch(token) is not None
 
 
 class JwtVerifier:
