@@ -295,6 +295,12 @@ class MemoryRateLimiter(RateLimiter):
             elif lim.measure == "requests":
                 counted.append((key, level + 1))
         if worst is not None:
+            # Refused subjects count as recently seen too: a client hammering past its limit is the
+            # last one to forget when memory is short.
+            key = (worst.name, subject_id(worst.per, subjects) or "")
+            state = self._levels.pop(key, None)
+            if state is not None:
+                self._levels[key] = state
             return worst.refusal(worst_wait)
         for key, level in counted:
             self._store(key, level, now)

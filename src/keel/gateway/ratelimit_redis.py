@@ -18,8 +18,8 @@ Nothing lives longer than its window, its token debt or its last lease. A single
 primary with replicas) is expected: the keys of one operation are not given a common hash slot,
 so Redis Cluster is not supported.
 
-When Redis does not answer (connection refused, timeout after `socket_timeout`, 0.25 s by
-default), `on_redis_error` decides: `allow` lets the request through, `refuse` answers
+When Redis does not answer (connection refused, no answer within `socket_timeout`, 0.25 s by
+default, or no connection within `connect_timeout`, 1 s), `on_redis_error` decides: `allow` lets the request through, `refuse` answers
 `Refusal(unavailable=True, retry_after=1)`. Errors are counted in `stats()` and logged at most
 once per 10 s. After a connection error or a timeout, Redis is not asked again for
 `retry_interval` seconds (1 s by default): meanwhile every call gets the `on_redis_error` answer
@@ -175,7 +175,9 @@ class RedisRateLimiter(RateLimiter):
     """Limits shared by every process that uses the same Redis (and `prefix`).
 
     `url` is a redis:// (or rediss://, unix://) URL. Does not connect until first used. At most
-    `max_connections` connections are opened; a call waits up to `socket_timeout` for a free one."""
+    `max_connections` connections are opened (Redis runs one script at a time anyway); a call
+    waits up to `connect_timeout` for a free one or for a new connection, and up to
+    `socket_timeout` for Redis's answer."""
 
     def __init__(
         self,
@@ -186,8 +188,9 @@ class RedisRateLimiter(RateLimiter):
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         prefix: str = DEFAULT_PREFIX,
         socket_timeout: float = 0.25,
+        connect_timeout: float = 1.0,
         retry_interval: float = 1.0,
-        max_connections: int = 64,
+        max_connections: int = 16,
     ) -> None:
         super().__init__(limits)
         if lease_seconds <= 0:
@@ -198,9 +201,9 @@ class RedisRateLimiter(RateLimiter):
             pool = BlockingConnectionPool.from_url(
                 url,
                 max_connections=max_connections,
-                timeout=socket_timeout,
+                timeout=connect_timeout,
                 socket_timeout=socket_timeout,
-                socket_connect_timeout=socket_timeout,
+                socket_connect_timeout=connect_timeout,
                 retry=Retry(NoBackoff(), 0),
             )
         except ValueError as error:
