@@ -358,6 +358,7 @@ async def test_memory_forgets_drained_subjects() -> None:
         assert await limiter.hit({"key": f"b{index}"}) is None
     assert limiter.stats()["entries"] <= 1500
     assert limiter.stats()["forgotten"] == 0
+    assert await limiter.ping()
 
 
 async def test_memory_is_bounded() -> None:

@@ -201,6 +201,10 @@ class RateLimiter(ABC):
     def stats(self) -> dict[str, Any]:
         """Counters for /readyz and metrics: the backend, and for Redis its errors and state."""
 
+    async def ping(self) -> bool:
+        """Whether the limiter's store answers now (always True in memory)."""
+        return True
+
     async def aclose(self) -> None:  # noqa: B027 (nothing to close by default)
         """Release connections (Redis). The limiter must not be used afterwards."""
 

@@ -242,7 +242,7 @@ class RedisRateLimiter(RateLimiter):
             self._failed(error)
             return _FAILED
         if self._up is False:
-            logger.warning("rate limiter: Redis answers again")
+            logger.info("rate limiter: Redis answers again")
         self._up = True
         return result
 
