@@ -22,6 +22,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from keel.cli.audit import audit_app
 from keel.cli.common import (
     EXIT_CONFIG,
     EXIT_INTERRUPTED,
@@ -51,6 +52,7 @@ app = typer.Typer(
 app.add_typer(runs_app, name="runs")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
 
 FakeLLMOpt = Annotated[
     bool,

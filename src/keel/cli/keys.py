@@ -5,6 +5,10 @@ first as `keel run` does. A new key is printed once, alone on standard output (s
 `KEY=$(keel keys create ...)` works), with a warning on standard error; it cannot be shown again.
 Exit codes: 2 for bad arguments (unknown scope, bad expiry, unknown key), 3 when the project's
 configuration is invalid or its database cannot be reached.
+
+Audit. Creating a key appends a `key.created` entry, revoking one `key.revoked` (outcome `failure`
+for an unknown key), with principal `operator:cli` and the OS user in the detail; never the key.
+An entry that cannot be written is a warning: the key was created or revoked all the same.
 """
 
 from __future__ import annotations
@@ -23,12 +27,14 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
+from keel.cli.audit import OPERATOR_CLI, record_operator_action
 from keel.cli.common import EXIT_CONFIG, EXIT_USAGE, ProjectOpt, err, out
 from keel.cli.runs import database_url
 from keel.errors import UsageError
 from keel.gateway.keys import SCOPES, parse_expiry, validate_scopes
 from keel.store import upgrade
-from keel.store.keys import ApiKeyRecord, KeyStore
+from keel.store.audit import AuditEntry
+from keel.store.keys import ApiKeyRecord, KeyStore, UnknownKey
 from keel.store.urls import describe_error
 
 keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
@@ -46,8 +52,17 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _with_keys(project: Path, work: Callable[[KeyStore], Awaitable[T]]) -> T:
-    """Run `work` on the project's key store; every failure is a one-line error and an exit code."""
+def _with_keys(
+    project: Path,
+    work: Callable[[KeyStore], Awaitable[T]],
+    *,
+    audited: Callable[[T], AuditEntry] | None = None,
+    refused: Callable[[UsageError], AuditEntry | None] | None = None,
+) -> T:
+    """Run `work` on the project's key store; every failure is a one-line error and an exit code.
+
+    `audited` makes the audit entry of a done `work`; `refused`, that of a UsageError it raised.
+    """
     url = database_url(project)
     try:
         upgrade(url)
@@ -56,7 +71,16 @@ def _with_keys(project: Path, work: Callable[[KeyStore], Awaitable[T]]) -> T:
 
     async def go() -> T:
         async with KeyStore(url) as store:
-            return await work(store)
+            try:
+                result = await work(store)
+            except UsageError as exc:
+                entry = refused(exc) if refused is not None else None
+                if entry is not None:
+                    await record_operator_action(url, entry)
+                raise
+        if audited is not None:
+            await record_operator_action(url, audited(result))
+        return result
 
     try:
         return asyncio.run(go())
@@ -99,6 +123,19 @@ def create_key(
     created = _with_keys(
         project,
         lambda store: store.create(name, scopes, tenant_id=tenant, expires=expires_at, created_by=_creator()),
+        audited=lambda created: AuditEntry(
+            action="key.created",
+            principal=OPERATOR_CLI,
+            tenant_id=created.record.tenant_id,
+            target=created.record.id,
+            detail={
+                "prefix": created.record.prefix,
+                "name": created.record.name,
+                "scopes": list(created.record.scopes),
+                "expires_at": created.record.expires_at,
+                "os_user": _creator(),
+            },
+        ),
     )
     if as_json:
         out.print_json(json.dumps({"key": created.key, "warning": ONCE_WARNING, **_jsonable(created.record)}))
@@ -151,7 +188,35 @@ def revoke_key(
     as_json: JsonOpt = False,
 ) -> None:
     """Revoke an API key: it is refused from now on. Revoking it again changes nothing."""
-    record = _with_keys(project, lambda store: store.revoke(key, tenant_id=tenant))
+    started = datetime.now(UTC)
+    record = _with_keys(
+        project,
+        lambda store: store.revoke(key, tenant_id=tenant),
+        audited=lambda record: AuditEntry(
+            action="key.revoked",
+            principal=OPERATOR_CLI,
+            tenant_id=record.tenant_id,
+            target=record.id,
+            detail={
+                "prefix": record.prefix,
+                "name": record.name,
+                "already_revoked": record.revoked_at is not None and record.revoked_at < started,
+                "os_user": _creator(),
+            },
+        ),
+        refused=lambda exc: (
+            AuditEntry(
+                action="key.revoked",
+                principal=OPERATOR_CLI,
+                outcome="failure",
+                tenant_id=tenant or None,
+                target=key,
+                detail={"reason": "unknown key", "os_user": _creator()},
+            )
+            if isinstance(exc, UnknownKey)
+            else None
+        ),
+    )
     if as_json:
         out.print_json(json.dumps(_jsonable(record)))
         return

@@ -29,7 +29,8 @@ entry is written (nested objects and lists included):
   becomes `***`.
 - strings are cut at 512 characters, nesting below 5 levels is dropped, and a detail whose JSON
   is still over 4096 characters is replaced by `{"truncated": "..."}`.
-Redacting (rather than refusing the entry) keeps the record of the action itself.
+Redacting (rather than refusing the entry) keeps the record of the action itself. `target` is
+masked by the same value rules (a full API key pasted instead of its id keeps only its prefix).
 
 Writing. `append` and `append_many` write at once (one transaction) and raise: `InvalidAuditEntry`
 for an entry outside the rules above, SQLAlchemy errors for an unreachable database. `submit` is
@@ -140,8 +141,9 @@ class AuditEntry:
     """One audit record: what callers pass to `append`/`submit` and what `list` returns.
 
     `detail` is stored redacted (see the module's rule), so an entry read back may differ from the
-    entry written there; every other field reads back as written. `target` over 1024 characters,
-    and `trace_id` or `ip` over 64, are cut when written.
+    entry written there; every other field reads back as written, except that a secret in
+    `target` is masked as in `detail` (a key pasted where its id was expected) and `target` over
+    1024 characters, and `trace_id` or `ip` over 64, are cut when written.
     """
 
     action: AuditAction
@@ -218,6 +220,11 @@ def _cut(value: object, limit: int, what: str) -> str | None:
     return value[:limit]
 
 
+def _target(value: object) -> str | None:
+    target = _cut(value, TARGET_MAX_CHARS * 2, "target")
+    return None if target is None else mask_secrets(target)[:TARGET_MAX_CHARS]
+
+
 def _entry_id(value: object) -> str:
     if not isinstance(value, str) or not value or len(value) > 128:
         raise InvalidAuditEntry("audit entry id must be a non-empty string of at most 128 characters")
@@ -266,14 +273,20 @@ def secret_looking(name: str) -> bool:
     return words[-1] == "key" or any(word in _SECRET_WORDS for word in words)
 
 
-def _masked(text: str) -> str:
+def mask_secrets(text: str) -> str:
+    """`text` with secrets masked: Keel API keys (the public prefix kept), URL passwords, and
+    whatever `keel.tracing.redact.redact_secrets` masks in traces."""
     from keel.tracing.redact import redact_secrets
 
     if KEY_SCHEME in text:
         text = _KEEL_KEY.sub(rf"{KEY_SCHEME}_\1_[REDACTED:api_key]", text)
     if "://" in text:
         text = mask_url(text)
-    text = redact_secrets(text)
+    return redact_secrets(text)
+
+
+def _masked(text: str) -> str:
+    text = mask_secrets(text)
     if len(text) > DETAIL_STRING_MAX_CHARS:
         text = text[:DETAIL_STRING_MAX_CHARS] + _TRUNCATED
     return text
@@ -326,7 +339,7 @@ def _row(entry: AuditEntry) -> dict[str, Any]:
         "principal": _principal(entry.principal),
         "action": validate_action(entry.action),
         "outcome": validate_outcome(entry.outcome),
-        "target": _cut(entry.target, TARGET_MAX_CHARS, "target"),
+        "target": _target(entry.target),
         "trace_id": _cut(entry.trace_id, SHORT_LENGTH * 2, "trace_id"),
         "ip": _cut(entry.ip, SHORT_LENGTH * 2, "ip"),
         "detail": redact_detail(entry.detail),
