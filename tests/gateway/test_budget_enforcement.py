@@ -187,6 +187,8 @@ def durable_project(root: Path, fake: FakeLLMThread, limit: Decimal) -> Path:
 async def test_concurrent_durable_runs_never_overshoot_a_tenant_budget(
     store_url: str, fake: FakeLLMThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from dbos import DBOS
+
     from keel.durable.service import DurableRuns, Submission
 
     monkeypatch.setenv("KEEL_DATABASE_URL", store_url)
@@ -216,6 +218,22 @@ async def test_concurrent_durable_runs_never_overshoot_a_tenant_budget(
         for s in submitted:
             async for _, event in runs.events(s.run_id):
                 thresholds += event.get("type") == "budget_threshold"
+        entries = len(await runner.budget_guard.ledger.entries(tenant_id=TENANT, limit=1000))
+        requests = fake.stats().requests
+        # Replay: a fork re-executes a run from its recorded steps. The model step returns its
+        # recorded response, or its recorded refusal, without reserving or calling the provider.
+        replayed: dict[str, Any] = {}
+        for view in (
+            next(v for v in views if v["status"] == "succeeded"),
+            next(v for v in views if v["status"] != "succeeded"),
+        ):
+            steps = await DBOS.list_workflow_steps_async(view["run_id"])
+            fork = await DBOS.fork_workflow_async(
+                view["run_id"], max(step["function_id"] for step in steps) + 1
+            )
+            replayed[view["status"]] = await fork.get_result()
+        assert len(await runner.budget_guard.ledger.entries(tenant_id=TENANT, limit=1000)) == entries
+        assert fake.stats().requests == requests
     finally:
         await runs.stop()
         await runner.aclose()
@@ -229,6 +247,9 @@ async def test_concurrent_durable_runs_never_overshoot_a_tenant_budget(
     assert spend.settled_usd == cost * succeeded
     assert spend.reserved_usd == 0
     assert thresholds == 1  # the soft threshold (half the budget) was crossed by one run, once
+    assert replayed["succeeded"]["status"] == "succeeded" and len(replayed["succeeded"]["model_calls"]) == 1
+    assert replayed["failed"]["error"]["category"] == "budget_exceeded"
+    assert replayed["failed"]["model_calls"] == []
 
 
 # -- 2. a run refused mid-way keeps what it did --------------------------------------------------
