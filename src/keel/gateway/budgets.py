@@ -8,11 +8,13 @@ A budget is a limit on one scope (`run`, `user`, `tenant` or `agent` with its id
 `run` (only for run budgets, and run budgets only have that period). Amounts in USD are exact
 Decimals at the store's precision (1e-10 USD); tokens are integers.
 
-Enforcement (`keel.store.ledger.BudgetLedger`) reserves an estimate before each model request and
-settles it with the actual usage afterwards. A request that would take any applicable budget's
-settled spend plus open reservations past its limit is refused with `BudgetExceeded` (error
-category `budget_exceeded`), before the provider is called. A soft threshold is a fraction of the
-limit: settling reports the thresholds that this settlement crossed, once per budget and window.
+Enforcement (`keel.store.ledger.BudgetLedger`, called by the run loop through
+`keel.runtime.budget_guard`, from the project's `gateway.budgets`) reserves an estimate before
+each model request and settles it with the actual usage afterwards. A request that would take any
+applicable budget's settled spend plus open reservations past its limit is refused with
+`BudgetExceeded` (error category `budget_exceeded`), before the provider is called. A soft
+threshold is a fraction of the limit: settling reports the thresholds that this settlement
+crossed, once per budget and window.
 
 Budgets of scope `user`, `agent` or `run` may belong to a tenant (`tenant_id`), so two tenants'
 user "alice" have separate budgets. A `tenant` budget belongs to the tenant it limits.

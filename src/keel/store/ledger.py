@@ -9,8 +9,9 @@
         # or, if the request failed and nothing was spent:
         await ledger.release(reservation)
 
-The domain (`Budget`, windows, `BudgetExceeded`) is `keel.gateway.budgets`; nothing here is called
-by the run loop yet.
+The domain (`Budget`, windows, `BudgetExceeded`) is `keel.gateway.budgets`. The run loop calls
+this ledger through `keel.runtime.budget_guard` (one ledger per `Runner`): one reserve before each
+model request, one settle (or release) after it.
 
 Model. Each budget's current window has a counter row (`budget_counters`, one per tenant, scope,
 period and window, shared by its USD and token budgets) holding the *settled* spend. A reservation
