@@ -462,3 +462,34 @@ def test_usd_budgets_need_a_price_for_every_model(fake: FakeLLMThread, store_url
     runner = Runner(project, database_url=store_url)
     with pytest.raises(UsageError, match="has no known price"):
         runner.compiled("agent")
+
+
+async def test_a_request_cut_by_the_run_timeout_is_released(store_url: str, fake: FakeLLMThread) -> None:
+    fake.set_latency(3000)
+    limits = [{"scope": "tenant", "unit": "tokens", "period": "day", "limit": 100_000}]
+    project = budget_project(fake, limits, timeouts={"run": 0.5})
+    async with Runner(project, database_url=store_url) as runner:
+        result = await runner.run("agent", "hello", tenant_id=TENANT)
+        assert runner.budget_guard is not None
+        ledger = runner.budget_guard.ledger
+        kinds = [e.kind for e in await ledger.entries(tenant_id=TENANT, run_id=result.run_id)]
+        spend = await ledger.spent("tenant", TENANT, "day", tenant_id=TENANT)
+    assert result.status is RunStatus.TIMED_OUT
+    assert kinds == ["reserve", "release"]
+    assert spend.reserved_tokens == 0 and spend.settled_tokens == 0
+
+
+async def test_an_unreachable_ledger_fails_closed(
+    store_url: str, fake: FakeLLMThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise OSError("connection refused")
+
+    limits = [{"scope": "tenant", "unit": "tokens", "period": "day", "limit": 100_000}]
+    project = budget_project(fake, limits)
+    async with Runner(project, database_url=store_url) as runner:
+        monkeypatch.setattr(BudgetLedger, "reserve", broken)
+        result = await runner.run("agent", "hello", tenant_id=TENANT)
+    assert result.error is not None and result.error.category is ErrorCategory.INTERNAL
+    assert "the budget ledger could not be reached" in result.error.message
+    assert fake.stats().requests == 0
