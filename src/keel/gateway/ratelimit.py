@@ -40,7 +40,7 @@ cannot pass before then anyway).
 
 Backends: `MemoryRateLimiter` (this process only; asyncio-safe because it never awaits while
 counting; bounded memory: drained subjects are swept and, past `max_entries`, the least recently
-counted are forgotten) and `keel.gateway.ratelimit_redis.RedisRateLimiter` (shared by every
+seen are forgotten) and `keel.gateway.ratelimit_redis.RedisRateLimiter` (shared by every
 process; atomic Lua scripts; see that module). `build_rate_limiter` picks one from the config.
 
 See docs/rate-limits.md.
@@ -162,6 +162,9 @@ class RateLimiter(ABC):
 
     def __init__(self, limits: Iterable[RateLimitConfig | Limit]) -> None:
         compiled = [lim if isinstance(lim, Limit) else Limit.from_config(lim) for lim in limits]
+        names = [lim.name for lim in compiled]
+        if len(set(names)) != len(names):
+            raise UsageError(f"rate limit names must be unique: {', '.join(sorted(names))}")
         self.limits: tuple[Limit, ...] = tuple(compiled)
         # What `hit` checks: requests limits first (counted), then tokens limits (only checked).
         self._rate: tuple[Limit, ...] = tuple(
@@ -223,8 +226,8 @@ class MemoryRateLimiter(RateLimiter):
     `clock` returns seconds on a monotonic scale (tests pass a fake one). Counting never awaits,
     so concurrent tasks of one event loop cannot interleave inside a check (not thread-safe: use
     it from one event loop). At most about `max_entries` subject states are kept: drained states
-    are swept as the table grows, and past the bound the least recently counted are forgotten
-    (which only ever lets more requests through, never fewer)."""
+    are swept as the table grows, and past the bound the least recently seen (counted or refused)
+    are forgotten (which only ever lets more requests through, never fewer)."""
 
     def __init__(
         self,
@@ -262,7 +265,7 @@ class MemoryRateLimiter(RateLimiter):
         return level if level > 0 else 0.0
 
     def _store(self, key: tuple[str, str], level: float, now: float) -> None:
-        # Re-inserting moves the key to the end: the dict's order is least recently counted first.
+        # Re-inserting moves the key to the end: the dict's order is least recently seen first.
         self._levels.pop(key, None)
         self._levels[key] = (level, now)
         if len(self._levels) >= self._sweep_at:
