@@ -356,6 +356,13 @@ async def test_secrets_in_detail_are_redacted_before_they_are_stored(audit: Audi
         assert secret not in raw, secret
 
 
+async def test_a_secret_in_the_target_is_masked(audit: AuditLog) -> None:
+    key = generate_key()
+    await audit.append(entry(target=f"revoke {key.key}"))
+    [read] = (await audit.list(tenant_id="acme")).entries
+    assert read.target == f"revoke keel_{key.prefix}_[REDACTED:api_key]"
+
+
 def test_detail_is_kept_small() -> None:
     assert redact_detail(None) == {}
     cut = redact_detail({"long": "x" * 2000})

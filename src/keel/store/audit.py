@@ -58,7 +58,7 @@ import logging
 import re
 import uuid
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
@@ -261,28 +261,39 @@ _KEEL_KEY = re.compile(
 )
 
 
+_secret_names: dict[str, bool] = {}
+
+
 def secret_looking(name: str) -> bool:
     """Whether a detail key names a secret, so its value is never stored (see the module doc)."""
-    from keel.tracing.redact import sensitive_key  # keel.tracing is heavy; imported on first use
+    known = _secret_names.get(name)
+    if known is None:
+        from keel.tracing.redact import sensitive_key  # keel.tracing is heavy: imported on first use
 
-    if sensitive_key(name):
-        return True
-    words = [word.lower() for word in _WORD.findall(name)]
-    if not words:
-        return False
-    return words[-1] == "key" or any(word in _SECRET_WORDS for word in words)
+        words = [word.lower() for word in _WORD.findall(name)]
+        known = sensitive_key(name) or (
+            bool(words) and (words[-1] == "key" or any(word in _SECRET_WORDS for word in words))
+        )
+        if len(_secret_names) < 4096:
+            _secret_names[name] = known
+    return known
 
 
 def mask_secrets(text: str) -> str:
     """`text` with secrets masked: Keel API keys (the public prefix kept), URL passwords, and
     whatever `keel.tracing.redact.redact_secrets` masks in traces."""
-    from keel.tracing.redact import redact_secrets
-
     if KEY_SCHEME in text:
         text = _KEEL_KEY.sub(rf"{KEY_SCHEME}_\1_[REDACTED:api_key]", text)
     if "://" in text:
         text = mask_url(text)
-    return redact_secrets(text)
+    return _redact_secrets()(text)
+
+
+def _redact_secrets() -> Callable[[str], str]:
+    """`keel.tracing.redact.redact_secrets`, imported on first use (keel.tracing is heavy)."""
+    from keel.tracing.redact import redact_secrets
+
+    return redact_secrets
 
 
 def _masked(text: str) -> str:
