@@ -23,7 +23,20 @@ $(STAMP_DEV): $(STAMP_RUN) requirements-dev.lock
 # With KEEL_LLM_API_KEY set, the reference project talks to a real OpenAI-compatible provider
 # (KEEL_LLM_BASE_URL, default OpenAI; KEEL_LLM_MODEL, default gpt-4o-mini; KEEL_LLM_BACKUP_MODEL, the
 # fallback, default gpt-4.1-mini); otherwise to the fake one.
+# The example project keeps authentication on: `make serve` creates a development API key (runs:write,
+# runs:read) once, in examples/inbox/.keel/dev-key (mode 600, not committed), and creates it again if
+# the database no longer has it.
+DEV_KEY := examples/inbox/.keel/dev-key
+
 serve: $(STAMP_RUN)
+	@mkdir -p examples/inbox/.keel
+	@if [ ! -s $(DEV_KEY) ] || ! $(BIN)/keel keys list -p examples/inbox --json \
+			| grep -q "\"prefix\": \"$$(cut -d_ -f2 $(DEV_KEY))\""; then \
+		umask 077; $(BIN)/keel keys create --name "make serve (development)" --scope runs:write \
+			--scope runs:read -p examples/inbox --json \
+			| $(BIN)/python -c 'import json, sys; print(json.load(sys.stdin)["key"])' > $(DEV_KEY); \
+	fi
+	@echo "keel: API key for this server in $(DEV_KEY): -H \"authorization: Bearer \$$(cat $(DEV_KEY))\""
 	@if [ -n "$$KEEL_LLM_API_KEY" ]; then \
 		export KEEL_LLM_BASE_URL="$${KEEL_LLM_BASE_URL:-https://api.openai.com/v1}"; \
 		export KEEL_LLM_MODEL="$${KEEL_LLM_MODEL:-gpt-4o-mini}"; \

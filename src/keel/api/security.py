@@ -14,12 +14,12 @@ a policy fails at start-up and in the authorization matrix test, never silently 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Annotated, Any, cast
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from keel.api.problems import Problem
@@ -144,12 +144,20 @@ def route_policy(route: APIRoute) -> Scope | None:
     return found[0]
 
 
+def api_routes(app: FastAPI) -> Iterator[tuple[str, APIRoute]]:
+    """Every API route of `app` with its full path, those of included routers too (FastAPI keeps
+    an included router as one entry of `app.routes`)."""
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        if isinstance(route, APIRoute):
+            yield context.path or route.path, route
+
+
 def check_routes(app: FastAPI) -> dict[str, Scope | None]:
     """Every API route's policy, keyed `METHOD path`; raises on a route without exactly one."""
     policies: dict[str, Scope | None] = {}
-    for route in app.routes:
-        if isinstance(route, APIRoute):
-            policy = route_policy(route)
-            for method in sorted(route.methods or ()):
-                policies[f"{method} {route.path}"] = policy
+    for path, route in api_routes(app):
+        policy = route_policy(route)
+        for method in sorted(route.methods or ()):
+            policies[f"{method} {path}"] = policy
     return policies

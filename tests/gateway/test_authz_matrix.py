@@ -1,0 +1,253 @@
+"""The authorization matrix, generated from the route table: every API route × {no credentials,
+another tenant's credentials, a missing scope, the right scope}, against a real `keel serve` on
+SQLite and on Postgres, with 0 cross-tenant reads or writes.
+
+The routes come from the app itself (`keel.api.security.check_routes`), so a route added later is
+in the matrix automatically; a route with a path parameter this test cannot fill fails the test
+until it is taught how, so nothing new goes untested.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from keel.api.app import create_app
+from keel.api.security import check_routes
+from keel.config import load_project
+from keel.gateway.keys import SCOPES
+from keel.store.keys import KeyStore
+from tests.server.harness import KeelServer, fake_provider, wait_all, write_project
+
+TENANT_A, TENANT_B = "tenant-a", "tenant-b"
+
+# Request bodies for routes that need one; a new POST route without a body here is still tested
+# for authentication and authorization (an empty body may then be refused with 422).
+BODIES: dict[str, dict[str, Any]] = {
+    "POST /v1/agents/{agent}/runs": {"input": "matrix", "wait": 20},
+    "POST /v1/keys": {"name": "made by the matrix", "scopes": ["keys:admin"]},
+}
+
+
+@dataclass
+class World:
+    client: httpx.Client
+    policies: dict[str, str | None]
+    keys: dict[str, str]  # label -> full key
+    run_a: str  # a run of tenant A
+    victim_prefix: str  # a key of tenant A that the matrix may revoke
+    database_url: str
+
+
+def _create_keys(url: str) -> dict[str, str]:
+    async def make() -> dict[str, str]:
+        made: dict[str, str] = {}
+        async with KeyStore(url) as store:
+            made["a-all"] = (await store.create("a all", SCOPES, tenant_id=TENANT_A)).key
+            made["b-all"] = (await store.create("b all", SCOPES, tenant_id=TENANT_B)).key
+            for scope in SCOPES:
+                others = [s for s in SCOPES if s != scope]
+                made[f"a-only:{scope}"] = (await store.create(f"a {scope}", [scope], tenant_id=TENANT_A)).key
+                made[f"a-without:{scope}"] = (await store.create("a -", others, tenant_id=TENANT_A)).key
+                made[f"b-only:{scope}"] = (await store.create(f"b {scope}", [scope], tenant_id=TENANT_B)).key
+            victim = await store.create("victim", ["runs:read"], tenant_id=TENANT_A)
+            made["victim"] = victim.key
+            made["victim-prefix"] = victim.record.prefix
+        return made
+
+    return asyncio.run(make())
+
+
+@pytest.fixture
+def world(tmp_path: Path, database_url: str) -> Iterator[World]:
+    with fake_provider() as (fake, _script):
+        project = write_project(
+            tmp_path / "p",
+            fake.base_url,
+            gateway="""\
+                agent_access:
+                  private: ["tenant:tenant-b"]
+                """,
+        )
+        (project / "agents" / "private.yaml").write_text(
+            textwrap.dedent("""\
+                name: private
+                model: fake
+                instructions: Only tenant B may run me.
+                """)
+        )
+        policies = check_routes(create_app(load_project(project, environ={"FAKE_KEY": "x"})))
+        server = KeelServer(project, database_url, {"SIDE_FILE": str(tmp_path / "side")})
+        server.start()
+        try:
+            keys = _create_keys(database_url)
+            with httpx.Client(base_url=server.url, timeout=30) as client:
+                created = client.post(
+                    "/v1/agents/worker/runs",
+                    json={"input": "tenant a's secret run", "wait": 20},
+                    headers=_auth(keys["a-all"]),
+                )
+                assert created.status_code == 200, created.text
+                run_a = created.json()["run_id"]
+                yield World(client, policies, keys, run_a, keys["victim-prefix"], database_url)
+        finally:
+            server.stop()
+
+
+def _auth(key: str | None) -> dict[str, str]:
+    return {} if key is None else {"authorization": f"Bearer {key}"}
+
+
+def _fill(path: str, world: World) -> str:
+    values = {"agent": "worker", "run_id": world.run_a, "key_id": world.victim_prefix}
+    names = re.findall(r"{(\w+)}", path)
+    unknown = [n for n in names if n not in values]
+    assert not unknown, f"{path}: teach the authorization matrix how to fill {unknown}"
+    return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], path)
+
+
+def _call(world: World, route: str, key: str | None) -> httpx.Response:
+    method, path = route.split(" ", 1)
+    url = _fill(path, world)
+    headers = _auth(key)
+    if route.endswith("/events"):  # a finished run's stream ends by itself
+        return world.client.request(method, url, headers=headers, params={"after": 0})
+    return world.client.request(method, url, headers=headers, json=BODIES.get(route))
+
+
+def _a_secrets(world: World) -> list[str]:
+    return [world.run_a, world.victim_prefix, TENANT_A, "tenant a's secret run"]
+
+
+def test_every_route_against_every_kind_of_caller(world: World) -> None:
+    assert "POST /v1/agents/{agent}/runs" in world.policies and "GET /v1/runs/{run_id}" in world.policies
+    outcomes: list[str] = []
+
+    def expect(route: str, case: str, response: httpx.Response, wanted: set[int]) -> None:
+        if response.status_code not in wanted:
+            outcomes.append(
+                f"{route} [{case}]: {response.status_code} not in {sorted(wanted)}: {response.text[:200]}"
+            )
+
+    # Mutating calls go last (revoke, cancel), so the reads see the world as it was set up.
+    routes = sorted(world.policies, key=lambda r: ("revoke" in r or "cancel" in r, r))
+    for route in routes:
+        scope = world.policies[route]
+        if scope is None:  # public: anyone, with or without credentials
+            for key in (None, world.keys["b-all"]):
+                expect(route, "public", _call(world, route, key), {200})
+            continue
+        no_credentials = _call(world, route, None)
+        expect(route, "no credentials", no_credentials, {401})
+        assert no_credentials.headers.get("www-authenticate", "").startswith("Bearer")
+        expect(route, "garbage credentials", _call(world, route, "keel_notakey"), {401})
+        expect(route, "missing scope", _call(world, route, world.keys[f"a-without:{scope}"]), {403})
+
+        other = _call(world, route, world.keys[f"b-only:{scope}"])
+        per_resource = "{run_id}" in route or "{key_id}" in route
+        expect(route, "other tenant", other, {404} if per_resource else {200, 201, 202})
+        # A 404 may repeat the id the caller sent in the path: that is not tenant A's data.
+        sent = [v for v in (world.run_a, world.victim_prefix) if v in _fill(route.split(" ", 1)[1], world)]
+        leaked = [s for s in _a_secrets(world) if s not in sent and s in other.text]
+        if sent and other.status_code == 404:
+            assert set(other.json()) == {"type", "title", "status", "detail", "code"}
+        if leaked:
+            outcomes.append(f"{route} [other tenant]: tenant A's data in the answer: {leaked}")
+
+        right = _call(world, route, world.keys[f"a-only:{scope}"])
+        wanted = (
+            {200, 201, 202}
+            if route in BODIES or route.startswith(("GET", "DELETE"))
+            else {200, 201, 202, 422}
+        )
+        expect(route, "right scope", right, wanted)
+    assert outcomes == [], "\n".join(outcomes)
+
+    # 0 cross-tenant writes: tenant B's attempts changed nothing of tenant A's.
+    admin_a = _auth(world.keys["a-all"])
+    run = world.client.get(f"/v1/runs/{world.run_a}", headers=admin_a).json()
+    assert run["tenant_id"] == TENANT_A and run["status"] == "succeeded"
+    b_runs = world.client.get("/v1/runs", headers=_auth(world.keys["b-all"])).json()["runs"]
+    assert b_runs and all(r["tenant_id"] == TENANT_B for r in b_runs)
+    a_keys = world.client.get("/v1/keys", headers=admin_a).json()["keys"]
+    assert all(k["tenant_id"] == TENANT_A for k in a_keys)
+    b_keys = world.client.get("/v1/keys", headers=_auth(world.keys["b-all"])).json()["keys"]
+    assert all(k["tenant_id"] == TENANT_B for k in b_keys)
+    assert world.victim_prefix not in {k["prefix"] for k in b_keys}
+
+
+def test_other_tenant_cannot_cancel_or_revoke_and_owner_can(world: World) -> None:
+    a, b = _auth(world.keys["a-all"]), _auth(world.keys["b-all"])
+    assert world.client.post(f"/v1/keys/{world.victim_prefix}/revoke", headers=b).status_code == 404
+    victim = _auth(world.keys["victim"])  # runs:read only
+    assert world.client.get("/v1/keys", headers=victim).status_code == 403
+    assert world.client.get("/v1/runs", headers=_auth(world.keys["victim"])).status_code == 200  # still works
+    revoked = world.client.post(f"/v1/keys/{world.victim_prefix}/revoke", headers=a)
+    assert revoked.status_code == 200 and revoked.json()["state"] == "revoked"
+    # Revoked in the serving process: refused at once, whatever the key cache holds.
+    assert world.client.get("/v1/runs", headers=_auth(world.keys["victim"])).status_code == 401
+
+    queued = world.client.post("/v1/agents/worker/runs", json={"input": "to cancel"}, headers=a).json()
+    assert world.client.post(f"/v1/runs/{queued['run_id']}/cancel", headers=b).status_code == 404
+    assert world.client.get(f"/v1/runs/{queued['run_id']}", headers=b).status_code == 404
+    assert world.client.get(f"/v1/runs/{queued['run_id']}/events", headers=b).status_code == 404
+    owner = httpx.Client(base_url=str(world.client.base_url), headers=a, timeout=30)
+    with owner:  # the owner's run went on untouched
+        assert wait_all(owner, [queued["run_id"]], 30)[queued["run_id"]]["status"] == "succeeded"
+
+
+def test_agent_access_lists_and_scope_escalation(world: World) -> None:
+    a, b = _auth(world.keys["a-all"]), _auth(world.keys["b-all"])
+    refused = world.client.post("/v1/agents/private/runs", json={"input": "x"}, headers=a)
+    assert refused.status_code == 403 and refused.json()["code"] == "agent_forbidden"
+    assert world.client.post("/v1/agents/private/runs", json={"input": "x"}, headers=b).status_code == 202
+    assert [x["name"] for x in world.client.get("/v1/agents", headers=a).json()["agents"]] == ["worker"]
+    assert {x["name"] for x in world.client.get("/v1/agents", headers=b).json()["agents"]} == {
+        "worker",
+        "private",
+    }
+
+    key_admin = _auth(world.keys["a-only:keys:admin"])
+    escalate = world.client.post("/v1/keys", json={"name": "x", "scopes": ["admin"]}, headers=key_admin)
+    assert escalate.status_code == 403 and escalate.json()["code"] == "scope_escalation"
+    made = world.client.post("/v1/keys", json={"name": "x", "scopes": ["keys:admin"]}, headers=key_admin)
+    assert made.status_code == 201 and made.json()["tenant_id"] == TENANT_A
+    new_key = made.json()["key"]
+    assert world.client.get("/v1/keys", headers=_auth(new_key)).status_code == 200
+    assert "key" not in world.client.get("/v1/keys", headers=key_admin).json()["keys"][0]
+    bad = world.client.post("/v1/keys", json={"name": "x", "scopes": ["root"]}, headers=key_admin)
+    assert bad.status_code == 422
+
+
+def test_a_service_key_may_name_the_end_user_of_its_runs(world: World) -> None:
+    """API keys act as services: they may name the end user a run is for (a user principal may
+    only submit as itself: tests/gateway/test_jwt_http.py)."""
+    a = _auth(world.keys["a-all"])
+    run = world.client.post(
+        "/v1/agents/worker/runs", json={"input": "u", "user_id": "end-user-7", "wait": 20}, headers=a
+    )
+    assert run.status_code == 200 and run.json()["user_id"] == "end-user-7"
+    assert run.json()["tenant_id"] == TENANT_A
+
+
+def test_a_route_without_a_policy_stops_the_app_from_being_built() -> None:
+    from fastapi import APIRouter, FastAPI
+
+    from keel.api.security import PUBLIC
+
+    app = FastAPI()
+    app.get("/ok", dependencies=[PUBLIC])(lambda: {})
+    assert check_routes(app) == {"GET /ok": None}
+    router = APIRouter(prefix="/v1/new")
+    router.get("/thing")(lambda: {})  # forgot requires(...)
+    app.include_router(router)
+    with pytest.raises(RuntimeError, match="GET /v1/new/thing must declare exactly one access policy"):
+        check_routes(app)
