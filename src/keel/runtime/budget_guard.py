@@ -32,11 +32,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncGenerator, Callable, Sequence
+import time
+from collections.abc import AsyncGenerator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic_ai.messages import (
     BaseToolCallPart,
@@ -53,7 +54,7 @@ from pydantic_ai.tools import RunContext
 
 from keel.config.project import ResolvedModel
 from keel.errors import ErrorCategory, RunFailure, UsageError
-from keel.gateway.budgets import Budget, BudgetExceeded, Reservation, ThresholdCrossing
+from keel.gateway.budgets import Budget, BudgetExceeded, Reservation, Settlement, ThresholdCrossing
 from keel.gateway.principal import DEFAULT_TENANT
 from keel.runtime.events import BudgetThreshold
 from keel.runtime.recorder import RunRecorder, current_recorder
@@ -71,6 +72,7 @@ PRIMING_TOKENS = 3
 NON_TEXT_TOKENS = 85  # an image, audio or file part of a prompt
 
 PriceFn = Callable[[ResolvedModel, int, int], Decimal | None]
+T = TypeVar("T")
 
 
 def estimate_input_tokens(messages: Sequence[ModelMessage], parameters: ModelRequestParameters) -> int:
@@ -157,6 +159,7 @@ class BudgetGuard:
         self.database_url = database_url
         self.uses_usd = any(limit.unit == "usd" for limit in config.limits)
         self._ledger = ledger
+        self._pending: set[asyncio.Task[Any]] = set()
 
     @property
     def ledger(self) -> BudgetLedger:
@@ -170,7 +173,25 @@ class BudgetGuard:
         """Open the ledger (connections are made on first use)."""
         _ = self.ledger
 
-    async def aclose(self) -> None:
+    def background(self, call: Coroutine[Any, Any, T], what: str) -> asyncio.Task[T]:
+        """`call` (a settle or release) as a task the guard keeps until it ends, so a run
+        cancelled while it runs cannot lose it, and `aclose` waits for it. A failure is logged
+        (the request did happen; an unsettled hold stops counting when it expires)."""
+        task = asyncio.ensure_future(call)
+        self._pending.add(task)
+
+        def done(task: asyncio.Task[T]) -> None:
+            self._pending.discard(task)
+            if not task.cancelled() and (error := task.exception()) is not None:
+                log.error("could not %s: %s: %s", what, type(error).__name__, error)
+
+        task.add_done_callback(done)
+        return task
+
+    async def aclose(self, within: float = 10.0) -> None:
+        """Wait (up to `within` seconds) for settlements still running, then close the ledger."""
+        if self._pending:
+            await asyncio.wait(set(self._pending), timeout=within)
         ledger, self._ledger = self._ledger, None
         if ledger is not None:
             await ledger.close()
@@ -340,9 +361,11 @@ class _Hold:
     async def close(self, *, failed: bool) -> None:
         """Settle with what the request's attempts used; release if it failed having used nothing.
 
-        Shielded: a run cancelled or timed out while this runs still settles (or releases). A
-        ledger error is logged, not raised: the request did happen, and an unsettled hold stops
-        counting when it expires.
+        A run cancelled or timed out meanwhile still settles (or releases) before it ends: the
+        ledger call is shielded and awaited to its end, then the cancellation goes on (within
+        `CLOSE_WAIT_S`; past it, the call finishes in the background, and `BudgetGuard.aclose`
+        waits for it). A ledger error is logged, not raised: the request did happen, and an
+        unsettled hold stops counting when it expires.
         """
         recorder, reservation = self.recorder, self.reservation
         tokens = recorder.metered_tokens - self.tokens_before
@@ -351,32 +374,40 @@ class _Hold:
             usd = reservation.amount_usd  # an unpriced attempt: count the estimate
         else:
             usd = max(Decimal(0), usd_after - self.usd_before)
-        ledger = self.run.guard.ledger
-        if failed and tokens == 0:
-            work: asyncio.Future[Any] = asyncio.ensure_future(ledger.release(reservation))
+        guard = self.run.guard
+        release = failed and tokens == 0
+        what = f"{'release' if release else 'settle'} reservation {reservation.id} of run {self.run.run_id}"
+        work: asyncio.Task[Any]
+        if release:
+            work = guard.background(guard.ledger.release(reservation), what)
         else:
-            work = asyncio.ensure_future(ledger.settle(reservation, actual_usd=usd, actual_tokens=tokens))
+            settle = guard.ledger.settle(reservation, actual_usd=usd, actual_tokens=tokens)
+            work = guard.background(settle, what)
+        cancelled = await _wait_through_cancellation(work)
+        if not work.done():
+            raise asyncio.CancelledError()
+        if not release and not work.cancelled() and work.exception() is None:
+            settlement: Settlement = work.result()
+            for crossing in settlement.crossed:
+                await _crossed(recorder, self.run, crossing)
+        if cancelled:
+            raise asyncio.CancelledError()
+
+
+CLOSE_WAIT_S = 5.0
+
+
+async def _wait_through_cancellation(work: asyncio.Future[Any]) -> bool:
+    """Wait for `work` even if this task is cancelled meanwhile (asyncio cancels once; anyio's
+    cancel scopes, which pydantic-ai uses, cancel again at every await). True if it was."""
+    cancelled = False
+    deadline = time.monotonic() + CLOSE_WAIT_S
+    while not work.done() and time.monotonic() < deadline:
         try:
-            outcome = await asyncio.shield(work)
+            await asyncio.wait({work}, timeout=max(0.0, deadline - time.monotonic()))
         except asyncio.CancelledError:
-            work.add_done_callback(_log_failure)
-            raise
-        except Exception as exc:
-            log.error(
-                "run %s: could not %s budget reservation %s: %s",
-                self.run.run_id,
-                "release" if failed and tokens == 0 else "settle",
-                reservation.id,
-                exc,
-            )
-            return
-        for crossing in getattr(outcome, "crossed", ()):
-            await _crossed(recorder, self.run, crossing)
-
-
-def _log_failure(work: asyncio.Future[Any]) -> None:
-    if not work.cancelled() and work.exception() is not None:
-        log.error("could not settle or release a budget reservation: %s", work.exception())
+            cancelled = True
+    return cancelled
 
 
 def _refused(recorder: RunRecorder, refused: BudgetExceeded) -> None:
