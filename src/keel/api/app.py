@@ -17,6 +17,8 @@ from fastapi import Body, FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from keel.api import problems
+from keel.api.audit import router as audit_router
+from keel.api.hooks import ServerHooks
 from keel.api.keys import router as keys_router
 from keel.api.problems import Problem
 from keel.api.runs import router as runs_router
@@ -57,6 +59,7 @@ def create_app(
     the_runner = runner or Runner(project)
     durable = DurableRuns(the_runner, role=role, worker_id=worker_id) if the_runner.database_url else None
     the_gateway = gateway or gateway_for(project.config.gateway, the_runner.database_url)
+    the_hooks = hooks or server_hooks(project, the_runner.database_url)
     if the_gateway.open:
         log.warning(
             "gateway.auth is off: every caller acts as tenant %r with scopes %s; never expose this server",
@@ -77,6 +80,8 @@ def create_app(
             if own_runner:
                 await the_runner.aclose()
             await the_gateway.aclose()
+            if isinstance(the_hooks, ServerHooks):
+                await the_hooks.aclose()
 
     app = FastAPI(
         title=f"Keel: {project.config.project}",
@@ -88,7 +93,7 @@ def create_app(
     app.state.runner = the_runner
     app.state.durable = durable
     app.state.gateway = the_gateway
-    app.state.request_hooks = hooks or RequestHooks()
+    app.state.request_hooks = the_hooks
 
     @app.get("/livez", tags=["health"], dependencies=[PUBLIC])
     async def livez() -> dict[str, str]:
@@ -111,6 +116,8 @@ def create_app(
         body["tracing"] = {"enabled": runner.tracing.enabled, "spans_dropped": runner.tracing.dropped}
         if durable is not None:
             body["worker"] = {"id": durable.worker_id, "role": durable.role}
+        if isinstance(the_hooks, ServerHooks):
+            body["gateway"] = the_hooks.stats()
         return body
 
     @app.get("/v1/agents", tags=["agents"])
@@ -125,6 +132,7 @@ def create_app(
         }
 
     app.include_router(keys_router)
+    app.include_router(audit_router)
     if durable is not None:
         app.include_router(runs_router)
         check_routes(app)
@@ -160,3 +168,16 @@ def create_app(
 
     check_routes(app)
     return app
+
+
+def server_hooks(project: Project, database_url: str | None) -> RequestHooks:
+    """Audit log (with storage) and rate limits (when configured) around every request."""
+    import os
+
+    from keel.gateway.ratelimit import build_rate_limiter
+    from keel.store.audit import AuditLog
+
+    limits = project.config.gateway.rate_limits
+    limiter = build_rate_limiter(limits, os.environ) if limits.limits else None
+    audit = AuditLog(database_url) if database_url is not None else None
+    return ServerHooks(audit=audit, limiter=limiter)

@@ -14,7 +14,6 @@ process that revoked it, and at once everywhere with `key_cache: 0`).
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from keel.config.gateway import GatewayConfig
 from keel.errors import KeelError
+from keel.gateway.jwt import looks_like_jwt
 from keel.gateway.keys import KEY_SCHEME, ApiKeyRefused, Scope
 from keel.gateway.principal import DEFAULT_TENANT, Principal
 
@@ -197,14 +197,6 @@ class TokenVerifier(Protocol):
     async def aclose(self) -> None: ...
 
 
-_JWT = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
-
-
-def looks_like_jwt(credential: str) -> bool:
-    """Three base64url segments separated by dots (JWS compact form)."""
-    return len(credential) < 16_384 and _JWT.match(credential) is not None
-
-
 def principal_of_key(record: ApiKeyRecord) -> Principal:
     """An API key acts as a service principal named by the key's public prefix."""
     return Principal(
@@ -228,8 +220,14 @@ def _expired(record: ApiKeyRecord) -> bool:
 def gateway_for(
     config: GatewayConfig, database_url: str | None, environ: Mapping[str, str] | None = None
 ) -> Gateway:
-    """The gateway of a server: API keys on `database_url` (when storage is on)."""
+    """The gateway of a server: API keys on `database_url` (when storage is on), JWTs from the
+    issuers in `config.jwt`."""
     from keel.store.keys import KeyStore
 
     keys = KeyStore(database_url, environ=environ) if database_url is not None else None
-    return Gateway(config, keys=keys)
+    jwt: TokenVerifier | None = None
+    if config.jwt:
+        from keel.gateway.jwt import JwtVerifier
+
+        jwt = JwtVerifier(config.jwt, config.roles)
+    return Gateway(config, keys=keys, jwt=jwt)
