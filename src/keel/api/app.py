@@ -21,6 +21,7 @@ from keel.api.audit import router as audit_router
 from keel.api.hooks import ServerHooks
 from keel.api.keys import router as keys_router
 from keel.api.problems import Problem
+from keel.api.routers import extra_routers
 from keel.api.runs import router as runs_router
 from keel.api.runs import user_of
 from keel.api.security import PUBLIC, RequestHooks, check_routes, requires
@@ -133,6 +134,8 @@ def create_app(
 
     app.include_router(keys_router)
     app.include_router(audit_router)
+    for router in extra_routers():
+        app.include_router(router)
     if durable is not None:
         app.include_router(runs_router)
         check_routes(app)
