@@ -182,6 +182,62 @@ class BudgetsConfig(_Strict):
     )
 
 
+class IssuerConfig(_Strict):
+    """Keel's built-in OAuth2 authorization server (see docs/oauth.md)."""
+
+    enabled: bool = False
+    issuer: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^/?#]+(/[^?#]*[^/?#])?$",
+        description="The public base URL of this server, as clients reach it (no trailing slash); the "
+        "tokens' `iss`. Required when enabled.",
+    )
+    audience: Annotated[str, Field(min_length=1)] = Field(
+        default="keel", description="The `aud` of the access tokens it issues."
+    )
+    access_token_ttl: str | int = Field(default="15m", description="Lifetime of an access token.")
+    refresh_token_ttl: str | int = Field(default="30d", description="Lifetime of a refresh token.")
+    key_rotation: str | int = Field(
+        default="30d", description="Age at which the signing key is replaced (old keys stay published)."
+    )
+    key_secret_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Environment variable holding the secret that encrypts the signing keys at rest.",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> IssuerConfig:
+        for name in ("access_token_ttl", "refresh_token_ttl", "key_rotation"):
+            duration_seconds(getattr(self, name))
+        if self.enabled and self.issuer is None:
+            raise ValueError("issuer: required when the built-in issuer is enabled")
+        return self
+
+
+class PasskeysConfig(_Strict):
+    """Passwordless dashboard sign-in with WebAuthn passkeys (see docs/passkeys.md)."""
+
+    enabled: bool = False
+    rp_id: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9.-]{1,253}$",
+        description="The relying party id: the site's domain (e.g. keel.example.com, or localhost).",
+    )
+    rp_name: Annotated[str, Field(min_length=1, max_length=64)] = "Keel"
+    origins: list[Annotated[str, Field(pattern=r"^https?://[^/?#]+$")]] = Field(
+        default=[], description="Origins the browser may sign in from (https, or http://localhost)."
+    )
+    session_ttl: str | int = Field(default="12h", description="How long a sign-in lasts.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PasskeysConfig:
+        duration_seconds(self.session_ttl)
+        if self.enabled and (self.rp_id is None or not self.origins):
+            raise ValueError("rp_id and origins: required when passkeys are enabled")
+        return self
+
+
 class GatewayConfig(_Strict):
     """Authentication, authorization, rate limits and budgets of `keel serve`."""
 
@@ -208,6 +264,8 @@ class GatewayConfig(_Strict):
     jwt: list[JwtIssuerConfig] = []
     rate_limits: RateLimitsConfig = RateLimitsConfig()
     budgets: BudgetsConfig = BudgetsConfig()
+    issuer: IssuerConfig = IssuerConfig()
+    passkeys: PasskeysConfig = PasskeysConfig()
 
     @field_validator("auth", mode="before")
     @classmethod
