@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from bench import (
+    gateway,
     history_overhead,
     loop_overhead,
     server_crash,
@@ -22,6 +23,7 @@ def main() -> int:
         ("history_overhead", history_overhead.main),
         ("tracing_overhead", tracing_overhead.main),
         ("store_writer", store_writer.main),
+        ("gateway", gateway.main),
         ("server_throughput", server_throughput.main),
         ("server_inflight", server_inflight.main),
         ("server_crash", server_crash.main),
