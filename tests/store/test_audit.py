@@ -490,7 +490,7 @@ async def test_upgrading_an_existing_0004_database_adds_the_audit_log(database_u
         assert "audit_log" not in inspect(engine).get_table_names()
 
         upgrade(database_url)
-        assert current_revision(database_url) == head_revision() == "0005"
+        assert current_revision(database_url) == head_revision()
         inspector = inspect(engine)
         assert {c["name"] for c in inspector.get_columns("audit_log")} == {
             "id",
