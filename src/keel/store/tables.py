@@ -48,6 +48,21 @@ Audit table (revision 0005), see `keel.store.audit` and docs/audit-log.md:
   never holding secrets. Append-only: triggers created by migration 0005 (not part of this
   metadata) make the database itself refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL).
   Indexed for listings by tenant, action and principal, and newest first overall.
+
+Identity tables (revision 0006), see `keel.store.identity`, `keel.gateway.sessions`,
+`keel.gateway.oauth` and docs/oauth.md:
+- `users`: people who sign in, with their tenant and roles (a JSON list of role names); an email,
+  when given, is unique within the tenant. Disabled by setting `disabled_at` (rows are kept).
+- `user_sessions`: browser sessions; the id is the SHA-256 (hex) of the cookie value, which is
+  never stored. Deleting a user deletes its sessions.
+- `oauth_clients`: OAuth2 clients (the id is the `client_id`); only the HMAC of a confidential
+  client's secret is stored (`secret_hash`), NULL for a public client.
+- `oauth_codes`: authorization codes by SHA-256 of the code, single use (`used_at`).
+- `oauth_refresh_tokens`: refresh tokens by SHA-256, single use, in families (`family_id`), with
+  the `jti` of the access token issued alongside (revoked with the family).
+- `oauth_revoked_tokens`: the access-token deny list, by `jti`, until the token's expiry.
+- `oauth_signing_keys`: the issuer's signing keys, private part encrypted; `generation` is unique,
+  so concurrent rotations add one key. Server-wide: no tenant.
 """
 
 from __future__ import annotations
@@ -322,4 +337,107 @@ audit_log = Table(
     Index("ix_audit_log_principal_recorded_at", "principal", "recorded_at"),
     # Newest-first listing of every tenant and its cursor: (recorded_at, id) is the sort key.
     Index("ix_audit_log_recorded_at_id", "recorded_at", "id"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(ID_LENGTH), primary_key=True),
+    Column("tenant_id", String(NAME_LENGTH), nullable=False),
+    Column("name", String(NAME_LENGTH), nullable=False),
+    Column("email", String(NAME_LENGTH), nullable=True),
+    Column("roles", JsonDocument, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("disabled_at", UtcDateTime(), nullable=True),
+    UniqueConstraint("tenant_id", "email"),
+    Index("ix_users_tenant_id_created_at", "tenant_id", "created_at"),
+)
+
+user_sessions = Table(
+    "user_sessions",
+    metadata,
+    Column("id", String(SHORT_LENGTH * 2), primary_key=True),
+    Column("user_id", String(ID_LENGTH), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("tenant_id", String(NAME_LENGTH), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("revoked_at", UtcDateTime(), nullable=True),
+    Column("last_seen_at", UtcDateTime(), nullable=True),
+    Index("ix_user_sessions_user_id", "user_id"),
+    Index("ix_user_sessions_expires_at", "expires_at"),
+)
+
+oauth_clients = Table(
+    "oauth_clients",
+    metadata,
+    Column("id", String(ID_LENGTH), primary_key=True),
+    Column("tenant_id", String(NAME_LENGTH), nullable=False),
+    Column("name", String(NAME_LENGTH), nullable=False),
+    Column("grant_type", String(SHORT_LENGTH), nullable=False),
+    Column("redirect_uris", JsonDocument, nullable=False),
+    Column("scopes", JsonDocument, nullable=False),
+    Column("secret_hash", String(SHORT_LENGTH * 4), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("revoked_at", UtcDateTime(), nullable=True),
+    Column("created_by", String(NAME_LENGTH), nullable=True),
+    Index("ix_oauth_clients_tenant_id_created_at", "tenant_id", "created_at"),
+)
+
+oauth_codes = Table(
+    "oauth_codes",
+    metadata,
+    Column("id", String(SHORT_LENGTH * 2), primary_key=True),
+    Column("client_id", String(ID_LENGTH), nullable=False),
+    Column("user_id", String(ID_LENGTH), nullable=False),
+    Column("tenant_id", String(NAME_LENGTH), nullable=False),
+    Column("redirect_uri", Text(), nullable=False),
+    Column("scopes", JsonDocument, nullable=False),
+    Column("code_challenge", String(SHORT_LENGTH * 4), nullable=False),
+    Column("code_challenge_method", String(SHORT_LENGTH), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("used_at", UtcDateTime(), nullable=True),
+    Column("family_id", String(ID_LENGTH), nullable=True),
+    Index("ix_oauth_codes_expires_at", "expires_at"),
+)
+
+oauth_refresh_tokens = Table(
+    "oauth_refresh_tokens",
+    metadata,
+    Column("id", String(SHORT_LENGTH * 2), primary_key=True),
+    Column("family_id", String(ID_LENGTH), nullable=False),
+    Column("client_id", String(ID_LENGTH), nullable=False),
+    Column("user_id", String(ID_LENGTH), nullable=False),
+    Column("tenant_id", String(NAME_LENGTH), nullable=False),
+    Column("scopes", JsonDocument, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("used_at", UtcDateTime(), nullable=True),
+    Column("revoked_at", UtcDateTime(), nullable=True),
+    Column("access_jti", String(SHORT_LENGTH * 2), nullable=True),
+    Column("access_expires_at", UtcDateTime(), nullable=True),
+    Index("ix_oauth_refresh_tokens_family_id", "family_id"),
+    Index("ix_oauth_refresh_tokens_tenant_id_created_at", "tenant_id", "created_at"),
+)
+
+oauth_revoked_tokens = Table(
+    "oauth_revoked_tokens",
+    metadata,
+    Column("jti", String(SHORT_LENGTH * 2), primary_key=True),
+    Column("tenant_id", String(NAME_LENGTH), nullable=False),
+    Column("revoked_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Index("ix_oauth_revoked_tokens_expires_at", "expires_at"),
+)
+
+oauth_signing_keys = Table(
+    "oauth_signing_keys",
+    metadata,
+    Column("kid", String(SHORT_LENGTH * 2), primary_key=True),
+    Column("generation", Integer(), nullable=False),
+    Column("alg", String(SHORT_LENGTH), nullable=False),
+    Column("public_jwk", JsonDocument, nullable=False),
+    Column("private_jwe", Text(), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("generation"),
 )

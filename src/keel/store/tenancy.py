@@ -14,6 +14,9 @@ the tenant mandatory, only this module and the query signatures change. Ownershi
 - `budget_holds`: the counter it holds against (`counter_key`).
 - `audit_log`: its own `tenant_id` column (the tenant the action was for; NULL for an operator's
   action without a tenant, which only an unscoped listing shows).
+- `users`, `user_sessions`, `oauth_clients`, `oauth_codes`, `oauth_refresh_tokens`,
+  `oauth_revoked_tokens`: their own `tenant_id` column (the user's, or the client's, tenant).
+  `oauth_signing_keys` is server-wide (one issuer signs for every tenant): it has no rule here.
 A table not listed here is refused, so a new table cannot be queried unscoped by accident.
 """
 
@@ -31,18 +34,26 @@ from keel.store.tables import (
     budget_entries,
     budget_holds,
     callback_attempts,
+    oauth_clients,
+    oauth_codes,
+    oauth_refresh_tokens,
+    oauth_revoked_tokens,
     runs,
     spans,
+    user_sessions,
+    users,
 )
 
 _OWN_TENANT_COLUMN = (runs, callback_attempts, api_keys, budget_counters, budget_entries, audit_log)
+# Users, sessions and the OAuth2 server (keel.store.identity): their own tenant_id column.
+_IDENTITY_TABLES = (users, user_sessions, oauth_clients, oauth_codes, oauth_refresh_tokens, oauth_revoked_tokens)
 
 SelectT = TypeVar("SelectT", bound=Select[Any])
 
 
 def tenant_condition(table: Table, tenant_id: str) -> ColumnElement[bool]:
     """The WHERE condition that keeps only `tenant_id`'s rows of `table`."""
-    if any(table is owner for owner in _OWN_TENANT_COLUMN):
+    if any(table is owner for owner in _OWN_TENANT_COLUMN + _IDENTITY_TABLES):
         return table.c.tenant_id == tenant_id
     if table is budget_holds:
         return table.c.counter_key.in_(
