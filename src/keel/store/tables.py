@@ -63,6 +63,18 @@ Identity tables (revision 0006), see `keel.store.identity`, `keel.gateway.sessio
 - `oauth_revoked_tokens`: the access-token deny list, by `jti`, until the token's expiry.
 - `oauth_signing_keys`: the issuer's signing keys, private part encrypted; `generation` is unique,
   so concurrent rotations add one key. Server-wide: no tenant.
+
+Passkey tables (revision 0007), see `keel.store.passkeys`, `keel.gateway.webauthn`, docs/passkeys.md:
+- `passkeys`: one row per WebAuthn credential (a passkey) of a user: its credential id (base64url,
+  unique: the authenticator's handle for it), the user and tenant it signs in, its COSE public key,
+  the last signature counter seen, transports, AAGUID (authenticator model) and a name.
+  `clone_suspected_at` is set when a counter went backwards: the credential is refused from then on.
+- `webauthn_challenges`: one row per challenge handed to a browser, by the SHA-256 of the challenge
+  (never the challenge itself), for `register` or `authenticate`, with the user it was made for (a
+  sign-in challenge has none: the passkey says who), expiring after 5 minutes; `used_at` makes it
+  single use (consumed by a conditional UPDATE).
+- `passkey_enrollments`: one-time enrolment links (24 h): the SHA-256 of the link's token, the user
+  and tenant it enrols, and `used_at` once a passkey was registered with it.
 """
 
 from __future__ import annotations
@@ -74,6 +86,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -440,4 +453,58 @@ oauth_signing_keys = Table(
     Column("private_jwe", Text(), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     UniqueConstraint("generation"),
+)
+
+# A credential id is at most 1023 bytes (WebAuthn level 3): 1364 characters of unpadded base64url.
+CREDENTIAL_ID_LENGTH = 1364
+SHA256_HEX_LENGTH = 64
+
+passkeys = Table(
+    "passkeys",
+    metadata,
+    Column("id", String(ID_LENGTH), primary_key=True),
+    Column("credential_id", String(CREDENTIAL_ID_LENGTH), nullable=False),
+    Column("user_id", String(ID_LENGTH), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("tenant_id", String(NAME_LENGTH), nullable=False),
+    Column("public_key", LargeBinary(), nullable=False),
+    Column("sign_count", BigInteger(), nullable=False),
+    Column("transports", JsonDocument, nullable=False),
+    Column("aaguid", String(SHORT_LENGTH + 4), nullable=False),
+    Column("name", String(NAME_LENGTH), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("last_used_at", UtcDateTime(), nullable=True),
+    Column("clone_suspected_at", UtcDateTime(), nullable=True),
+    UniqueConstraint("credential_id"),
+    Index("ix_passkeys_tenant_id_user_id", "tenant_id", "user_id"),
+)
+
+webauthn_challenges = Table(
+    "webauthn_challenges",
+    metadata,
+    Column("id", String(ID_LENGTH), primary_key=True),
+    Column("challenge_hash", String(SHA256_HEX_LENGTH), nullable=False),
+    Column("purpose", String(SHORT_LENGTH), nullable=False),
+    Column("user_id", String(ID_LENGTH), nullable=True),
+    Column("tenant_id", String(NAME_LENGTH), nullable=True),
+    Column("enrollment_id", String(ID_LENGTH), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("used_at", UtcDateTime(), nullable=True),
+    UniqueConstraint("challenge_hash"),
+    Index("ix_webauthn_challenges_expires_at", "expires_at"),
+)
+
+passkey_enrollments = Table(
+    "passkey_enrollments",
+    metadata,
+    Column("id", String(ID_LENGTH), primary_key=True),
+    Column("token_hash", String(SHA256_HEX_LENGTH), nullable=False),
+    Column("user_id", String(ID_LENGTH), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("tenant_id", String(NAME_LENGTH), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("used_at", UtcDateTime(), nullable=True),
+    Column("created_by", String(NAME_LENGTH), nullable=True),
+    UniqueConstraint("token_hash"),
+    Index("ix_passkey_enrollments_tenant_id_user_id", "tenant_id", "user_id"),
 )

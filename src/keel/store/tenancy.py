@@ -14,6 +14,10 @@ the tenant mandatory, only this module and the query signatures change. Ownershi
 - `budget_holds`: the counter it holds against (`counter_key`).
 - `audit_log`: its own `tenant_id` column (the tenant the action was for; NULL for an operator's
   action without a tenant, which only an unscoped listing shows).
+- `passkeys`, `passkey_enrollments`: their own `tenant_id` column (the tenant of the user they
+  sign in or enrol).
+- `webauthn_challenges`: its own `tenant_id` column (the user's tenant for a registration; NULL for
+  a sign-in challenge, made before anyone is known, which only an unscoped query sees).
 - `users`, `user_sessions`, `oauth_clients`, `oauth_codes`, `oauth_refresh_tokens`,
   `oauth_revoked_tokens`: their own `tenant_id` column (the user's, or the client's, tenant).
   `oauth_signing_keys` is server-wide (one issuer signs for every tenant): it has no rule here.
@@ -38,15 +42,20 @@ from keel.store.tables import (
     oauth_codes,
     oauth_refresh_tokens,
     oauth_revoked_tokens,
+    passkey_enrollments,
+    passkeys,
     runs,
     spans,
     user_sessions,
     users,
+    webauthn_challenges,
 )
 
 _OWN_TENANT_COLUMN = (runs, callback_attempts, api_keys, budget_counters, budget_entries, audit_log)
 # Users, sessions and the OAuth2 server (keel.store.identity): their own tenant_id column.
 _IDENTITY_TABLES = (users, user_sessions, oauth_clients, oauth_codes, oauth_refresh_tokens, oauth_revoked_tokens)
+# Passkeys (keel.store.passkeys): their own tenant_id column too.
+_PASSKEY_TABLES = (passkeys, passkey_enrollments, webauthn_challenges)
 
 SelectT = TypeVar("SelectT", bound=Select[Any])
 
@@ -67,6 +76,8 @@ def tenant_condition(table: Table, tenant_id: str) -> ColumnElement[bool]:
             owner.c.tenant_id == tenant_id,
             or_(owner.c.id == spans.c.run_id, owner.c.trace_id == spans.c.trace_id),
         )
+    if any(table is owner for owner in _PASSKEY_TABLES):
+        return table.c.tenant_id == tenant_id
     raise ValueError(f"table {table.name!r} has no tenant rule in keel.store.tenancy")
 
 
