@@ -41,8 +41,9 @@ class RunRecorder:
     durable: bool = False
     pending_calls: list[ModelCall] = field(default_factory=list)
     # Hard budgets (`keel.runtime.budget_guard`): the budgets this run is charged to, or None, and
-    # what its successful attempts have cost so far, live (replayed steps are not counted again:
-    # they reserve and settle nothing). `metered_usd` is None once an attempt was unpriced.
+    # (only with budgets) what its successful attempts have cost so far, live (replayed steps are
+    # not counted again: they reserve and settle nothing). `metered_usd` is None once an attempt
+    # was unpriced.
     budget: RunBudget | None = None
     metered_usd: Decimal | None = Decimal(0)
     metered_tokens: int = 0
@@ -55,7 +56,7 @@ class RunRecorder:
 
     def note_model_call(self, call: ModelCall) -> None:
         """A model call made now: recorded at once, or held for the step's response when durable."""
-        if call.status == "ok":
+        if self.budget is not None and call.status == "ok":
             self.metered_tokens += call.input_tokens + call.output_tokens
             if self.metered_usd is not None:
                 self.metered_usd = None if call.cost_usd is None else self.metered_usd + call.cost_usd
