@@ -266,16 +266,18 @@ class PasskeyCeremonies:
             attestation = parse_attestation_object(parsed.response.attestation_object)
         except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
             raise PasskeyRefused("malformed", "not a WebAuthn registration", detail=str(exc), **who) from None
-        self._check_client_data(client_data, ClientDataType.WEBAUTHN_CREATE, who)
+        self._check_client_data(client_data, ClientDataType.WEBAUTHN_CREATE, "not a registration", who)
         try:
             challenge = await self.store.consume_challenge(client_data.challenge, "register")
         except ChallengeRefused as exc:
             raise PasskeyRefused(exc.reason, _CHALLENGE_MESSAGES[exc.reason], **who) from None
         if challenge.user_id != user.id or challenge.enrollment_id != enrollment.id:
             raise PasskeyRefused("challenge_mismatch", "this challenge was made for another enrolment", **who)
-        self._check_origin(client_data, who)
+        self._check_origin(client_data, "this page's origin may not register passkeys", who)
         flags = attestation.auth_data.flags
-        self._check_authenticator(attestation.auth_data.rp_id_hash, flags.up, flags.uv, who)
+        self._check_authenticator(
+            attestation.auth_data.rp_id_hash, flags.up, flags.uv, "registration refused", who
+        )
         try:
             verified = verify_registration_response(
                 credential=parsed,
@@ -331,18 +333,20 @@ class PasskeyCeremonies:
             auth_data = parse_authenticator_data(parsed.response.authenticator_data)
         except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
             raise PasskeyRefused("malformed", detail=str(exc)) from None
-        self._check_client_data(client_data, ClientDataType.WEBAUTHN_GET, {})
+        self._check_client_data(client_data, ClientDataType.WEBAUTHN_GET, SIGN_IN_FAILED, {})
         try:
             await self.store.consume_challenge(client_data.challenge, "authenticate")
         except ChallengeRefused as exc:
             raise PasskeyRefused(exc.reason) from None
-        self._check_origin(client_data, {})
-        self._check_authenticator(auth_data.rp_id_hash, auth_data.flags.up, auth_data.flags.uv, {})
-
         passkey = await self.store.passkey_by_credential_id(parsed.id)
         if passkey is None:
             raise PasskeyRefused("unknown_credential", detail=f"credential {parsed.id[:24]}")
+        # From here on the refusal names whose credential it was (for the audit log only).
         who = {"user_id": passkey.user_id, "tenant_id": passkey.tenant_id}
+        self._check_origin(client_data, SIGN_IN_FAILED, who)
+        self._check_authenticator(
+            auth_data.rp_id_hash, auth_data.flags.up, auth_data.flags.uv, SIGN_IN_FAILED, who
+        )
         if passkey.clone_suspected_at is not None:
             raise PasskeyRefused(
                 "clone_suspected",
@@ -386,33 +390,30 @@ class PasskeyCeremonies:
 
     # -- checks shared by both ceremonies ----------------------------------------------------------
 
-    def _check_client_data(self, client_data: CollectedClientData, wanted: str, who: dict[str, Any]) -> None:
+    def _check_client_data(
+        self, client_data: CollectedClientData, wanted: str, message: str, who: dict[str, Any]
+    ) -> None:
         if client_data.type != wanted:
-            message = SIGN_IN_FAILED if wanted == ClientDataType.WEBAUTHN_GET else "not a registration"
             raise PasskeyRefused(
                 "wrong_type", message, detail=f"clientDataJSON.type {client_data.type!r}", **who
             )
 
-    def _check_origin(self, client_data: CollectedClientData, who: dict[str, Any]) -> None:
+    def _check_origin(self, client_data: CollectedClientData, message: str, who: dict[str, Any]) -> None:
         if client_data.origin not in self.rp.origins:
             raise PasskeyRefused(
-                "wrong_origin",
-                SIGN_IN_FAILED if not who else "this page's origin is not allowed to register passkeys",
-                detail=f"origin {client_data.origin[:200]!r}",
-                **who,
+                "wrong_origin", message, detail=f"origin {client_data.origin[:200]!r}", **who
             )
 
-    def _check_authenticator(self, rp_id_hash: bytes, up: bool, uv: bool, who: dict[str, Any]) -> None:
-        message = SIGN_IN_FAILED if not who else "registration refused"
+    def _check_authenticator(
+        self, rp_id_hash: bytes, up: bool, uv: bool, message: str, who: dict[str, Any]
+    ) -> None:
         if rp_id_hash != self.rp.id_hash:
             raise PasskeyRefused("wrong_rp_id", message, detail="RP id hash mismatch", **who)
         if not up:
             raise PasskeyRefused("user_not_present", message, **who)
         if not uv:
             raise PasskeyRefused(
-                "user_not_verified",
-                message if not who else "the authenticator did not verify the user (PIN or biometrics)",
-                **who,
+                "user_not_verified", message, detail="no user verification (PIN, biometrics)", **who
             )
 
 
