@@ -134,7 +134,7 @@ def create_app(
 
     app.include_router(keys_router)
     app.include_router(audit_router)
-    for router in extra_routers():
+    for router in extra_routers(project, the_runner.database_url):
         app.include_router(router)
     if durable is not None:
         app.include_router(runs_router)

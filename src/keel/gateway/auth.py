@@ -221,7 +221,8 @@ def gateway_for(
     config: GatewayConfig, database_url: str | None, environ: Mapping[str, str] | None = None
 ) -> Gateway:
     """The gateway of a server: API keys on `database_url` (when storage is on), JWTs from the
-    issuers in `config.jwt`."""
+    issuers in `config.jwt`, and, with `config.issuer.enabled`, the access tokens of the built-in
+    issuer, verified against its keys in the database (`keel.gateway.oauth.verifier`, no HTTP)."""
     from keel.store.keys import KeyStore
 
     keys = KeyStore(database_url, environ=environ) if database_url is not None else None
@@ -230,4 +231,17 @@ def gateway_for(
         from keel.gateway.jwt import JwtVerifier
 
         jwt = JwtVerifier(config.jwt, config.roles)
+    if config.issuer.enabled:
+        from keel.errors import UsageError
+        from keel.gateway.oauth.verifier import IssuerVerifier
+        from keel.store.identity import IdentityStore
+
+        if database_url is None:
+            raise UsageError("gateway.issuer: the built-in issuer needs storage (storage.enabled)")
+        jwt = IssuerVerifier(
+            config.issuer,
+            IdentityStore(database_url, environ=environ),
+            external=jwt,
+            deny_cache=config.key_cache,
+        )
     return Gateway(config, keys=keys, jwt=jwt)
