@@ -1,0 +1,307 @@
+"""Passkey sign-in through a real `keel serve` on loopback, on SQLite and PostgreSQL: an enrolment
+link (CLI and API), registration, sign-in with the session cookie, /auth/me, sign-out, the CSRF
+checks, the pages, and the audit entries. The browser is tests/gateway/soft_authenticator.py."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from keel.gateway.keys import SCOPES
+from keel.gateway.sessions import SESSION_COOKIE
+from keel.store.audit import AuditEntry, AuditLog
+from keel.store.identity import IdentityStore
+from keel.store.keys import KeyStore
+from tests.gateway.soft_authenticator import SoftAuthenticator
+from tests.server.harness import KeelServer, fake_provider, write_project
+
+RP_ID = "localhost"
+
+
+@dataclass
+class Site:
+    server: KeelServer
+    project: Path
+    database_url: str
+    origin: str
+    ada: str  # a user of tenant acme
+    bob: str  # a user of tenant globex
+    keys: dict[str, str]
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.server.url, timeout=30)
+
+    def headers(self, origin: str | None = None) -> dict[str, str]:
+        return {"Origin": origin or self.origin, "Content-Type": "application/json"}
+
+
+def _setup(url: str) -> tuple[str, str, dict[str, str]]:
+    async def make() -> tuple[str, str, dict[str, str]]:
+        async with IdentityStore(url) as identity, KeyStore(url) as keys:
+            ada = await identity.create_user("acme", "Ada Lovelace", email="ada@acme.test")
+            bob = await identity.create_user("globex", "Bob", email="bob@globex.test")
+            made = {
+                "acme-admin": (await keys.create("acme admin", ["admin"], tenant_id="acme")).key,
+                "acme-reader": (await keys.create("acme reader", ["runs:read"], tenant_id="acme")).key,
+                "globex-all": (await keys.create("globex", SCOPES, tenant_id="globex")).key,
+            }
+            return ada.id, bob.id, made
+
+    return asyncio.run(make())
+
+
+@pytest.fixture
+def site(tmp_path: Path, database_url: str) -> Iterator[Site]:
+    with fake_provider() as (fake, _script):
+        project = tmp_path / "p"
+        server = KeelServer(project, database_url, {"SIDE_FILE": str(tmp_path / "side")})
+        origin = f"http://localhost:{server.port}"
+        write_project(
+            project,
+            fake.base_url,
+            gateway=f"""\
+                passkeys:
+                  enabled: true
+                  rp_id: {RP_ID}
+                  rp_name: Keel test
+                  origins: ["{origin}", "https://keel.example.com"]
+                  session_ttl: 1h
+                """,
+        )
+        server.start()
+        try:
+            ada, bob, keys = _setup(database_url)
+            yield Site(server, project, database_url, origin, ada, bob, keys)
+        finally:
+            server.stop()
+
+
+def _cli_enroll(site: Site, user_id: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KEEL_DATABASE_URL": site.database_url, "FAKE_KEY": "x"}
+    return subprocess.run(
+        [sys.executable, "-m", "keel", "users", "enroll", user_id, "-p", str(site.project), *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _token(url: str) -> str:
+    return parse_qs(urlsplit(url).query)["token"][0]
+
+
+def _register(
+    site: Site, client: httpx.Client, token: str, authenticator: SoftAuthenticator
+) -> httpx.Response:
+    options = client.post("/auth/passkeys/register/options", json={"token": token}, headers=site.headers())
+    assert options.status_code == 200, options.text
+    credential = authenticator.create(options.json())
+    return client.post(
+        "/auth/passkeys/register/verify",
+        json={"token": token, "credential": credential, "name": "test laptop"},
+        headers=site.headers(),
+    )
+
+
+def _sign_in(
+    site: Site, client: httpx.Client, authenticator: SoftAuthenticator, **knobs: Any
+) -> httpx.Response:
+    options = client.post("/auth/passkeys/authenticate/options", json={}, headers=site.headers())
+    assert options.status_code == 200, options.text
+    assertion = authenticator.get(options.json(), **knobs)
+    return client.post(
+        "/auth/passkeys/authenticate/verify", json={"credential": assertion}, headers=site.headers()
+    )
+
+
+def _audit_entries(url: str, tenant_id: str | None, action: str, wanted: int) -> list[AuditEntry]:
+    """Entries are queued by the server: wait (a little) until `wanted` of them are written."""
+
+    async def read() -> list[AuditEntry]:
+        async with AuditLog(url) as audit:
+            return (await audit.list(tenant_id=tenant_id, action=action)).entries
+
+    deadline = time.monotonic() + 10
+    while True:
+        entries = asyncio.run(read())
+        if len(entries) >= wanted or time.monotonic() > deadline:
+            return entries
+        time.sleep(0.2)
+
+
+def test_enrol_register_sign_in_me_and_sign_out(site: Site) -> None:
+    # The operator's CLI prints the link alone on stdout.
+    made = _cli_enroll(site, site.ada)
+    assert made.returncode == 0, made.stderr
+    link = made.stdout.strip()
+    assert link.startswith(f"{site.origin}/auth/enroll?token=") and "\n" not in link
+    assert "single use" in made.stderr and "ada@acme.test" in made.stderr
+
+    authenticator = SoftAuthenticator(origin=site.origin)
+    with site.client() as client:
+        page = client.get(link.removeprefix(site.origin))
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+        assert page.headers["referrer-policy"] == "no-referrer"
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+
+        registered = _register(site, client, _token(link), authenticator)
+        assert registered.status_code == 201, registered.text
+        assert registered.json()["user_id"] == site.ada and registered.json()["name"] == "test laptop"
+        # The link worked once.
+        again = client.post(
+            "/auth/passkeys/register/options", json={"token": _token(link)}, headers=site.headers()
+        )
+        assert again.status_code == 410 and again.json()["reason"] == "enrollment_used"
+
+        assert client.get("/auth/me").status_code == 401
+        signed_in = _sign_in(site, client, authenticator)
+        assert signed_in.status_code == 200, signed_in.text
+        assert signed_in.json() == {"id": site.ada, "tenant_id": "acme", "name": "Ada Lovelace", "roles": []}
+        set_cookie = signed_in.headers["set-cookie"]
+        assert set_cookie.startswith(f"{SESSION_COOKIE}=")
+        lowered = set_cookie.lower()
+        assert "httponly" in lowered and "samesite=lax" in lowered and "path=/" in lowered
+        assert "max-age=3600" in lowered
+        assert "secure" not in lowered  # http://localhost: development; https origins get Secure
+        cookie = client.cookies[SESSION_COOKIE]
+
+        me = client.get("/auth/me")
+        assert me.status_code == 200 and me.json()["id"] == site.ada and me.json()["tenant_id"] == "acme"
+
+        out = client.post("/auth/sign-out", json={}, headers=site.headers())
+        assert out.status_code == 200 and out.json() == {"signed_out": True}
+        assert SESSION_COOKIE not in client.cookies
+        assert client.get("/auth/me").status_code == 401
+    # The old cookie, replayed by someone who kept it, is dead too.
+    with site.client() as thief:
+        assert thief.get("/auth/me", cookies={SESSION_COOKIE: cookie}).status_code == 401
+
+    # A second sign-in works (the counter moved on), and the audit log has both.
+    with site.client() as client:
+        assert _sign_in(site, client, authenticator).status_code == 200
+        assert client.get("/auth/me").status_code == 200
+    sign_ins = _audit_entries(site.database_url, "acme", "auth.sign_in", 2)
+    assert len(sign_ins) == 2
+    assert {e.principal for e in sign_ins} == {f"user:{site.ada}"} and sign_ins[0].outcome == "success"
+    assert sign_ins[0].detail["method"] == "passkey"
+
+
+def test_failed_sign_ins_are_refused_alike_and_audited(site: Site) -> None:
+    authenticator = SoftAuthenticator(origin=site.origin)
+    link = _cli_enroll(site, site.ada).stdout.strip()
+    with site.client() as client:
+        assert _register(site, client, _token(link), authenticator).status_code == 201
+        forged = _sign_in(site, client, authenticator, corrupt_signature=True)
+        elsewhere = _sign_in(site, client, authenticator, origin="https://evil.example.net")
+        for refused in (forged, elsewhere):
+            assert refused.status_code == 401
+            assert refused.json()["code"] == "sign_in_failed"
+            assert refused.json()["detail"] == "passkey sign-in failed"
+            assert SESSION_COOKIE not in refused.headers.get("set-cookie", "")
+        assert client.get("/auth/me").status_code == 401
+        # A stranger's credential: unknown, and nobody to blame in the audit log.
+        stranger = SoftAuthenticator(origin=site.origin)
+        options = client.post("/auth/passkeys/authenticate/options", json={}, headers=site.headers()).json()
+        stranger.create({**_creation_stub(options), "challenge": options["challenge"]})
+        unknown = client.post(
+            "/auth/passkeys/authenticate/verify",
+            json={"credential": stranger.get(options)},
+            headers=site.headers(),
+        )
+        assert unknown.status_code == 401
+    failures = _audit_entries(site.database_url, "acme", "auth.failed", 2)
+    assert sorted(e.detail["reason"] for e in failures) == ["bad_signature", "wrong_origin"]
+    assert all(e.principal == f"user:{site.ada}" and e.outcome == "failure" for e in failures)
+    anonymous = [e for e in _audit_entries(site.database_url, None, "auth.failed", 3) if e.tenant_id is None]
+    assert [e.detail["reason"] for e in anonymous] == ["unknown_credential"]
+    assert anonymous[0].principal == "anonymous:unknown"
+
+
+def test_csrf_checks_on_every_post(site: Site) -> None:
+    with site.client() as client:
+        routes = [
+            "/auth/passkeys/register/options",
+            "/auth/passkeys/register/verify",
+            "/auth/passkeys/authenticate/options",
+            "/auth/passkeys/authenticate/verify",
+            "/auth/sign-out",
+        ]
+        for route in routes:
+            no_origin = client.post(route, json={})
+            assert no_origin.status_code == 403 and no_origin.json()["code"] == "origin_not_allowed", route
+            evil = client.post(route, json={}, headers={"Origin": "https://evil.example.net"})
+            assert evil.status_code == 403, route
+            form = client.post(
+                route, content="token=x", headers={"Origin": site.origin, "Content-Type": "text/plain"}
+            )
+            assert form.status_code == 415 and form.json()["code"] == "unsupported_media_type", route
+        # The second configured origin is as good as the first.
+        other = client.post(
+            "/auth/passkeys/authenticate/options", json={}, headers=site.headers("https://keel.example.com")
+        )
+        assert other.status_code == 200 and other.json()["rpId"] == RP_ID
+
+
+def test_enrolment_links_over_the_api(site: Site) -> None:
+    admin = {"Authorization": f"Bearer {site.keys['acme-admin']}"}
+    with site.client() as client:
+        made = client.post(f"/v1/users/{site.ada}/enrollment", headers=admin)
+        assert made.status_code == 201, made.text
+        body = made.json()
+        assert body["user_id"] == site.ada and body["url"].startswith(f"{site.origin}/auth/enroll?token=")
+        assert made.headers["cache-control"] == "no-store"
+        # Another tenant's user does not exist for this admin, nor this tenant's for globex.
+        assert client.post(f"/v1/users/{site.bob}/enrollment", headers=admin).status_code == 404
+        globex = {"Authorization": f"Bearer {site.keys['globex-all']}"}
+        missing = client.post(f"/v1/users/{site.ada}/enrollment", headers=globex)
+        assert missing.status_code == 404 and site.ada in missing.json()["detail"]
+        assert set(missing.json()) == {"type", "title", "status", "detail", "code"}
+        # admin is needed; credentials are needed.
+        reader = {"Authorization": f"Bearer {site.keys['acme-reader']}"}
+        assert client.post(f"/v1/users/{site.ada}/enrollment", headers=reader).status_code == 403
+        assert client.post(f"/v1/users/{site.ada}/enrollment").status_code == 401
+
+        authenticator = SoftAuthenticator(origin=site.origin)
+        assert _register(site, client, _token(body["url"]), authenticator).status_code == 201
+        assert _sign_in(site, client, authenticator).status_code == 200
+
+
+def test_cli_refusals(site: Site) -> None:
+    unknown = _cli_enroll(site, "usr_nobody")
+    assert unknown.returncode == 2 and "no user 'usr_nobody'" in unknown.stderr
+    wrong_origin = _cli_enroll(site, site.ada, "--origin", "https://evil.example.net")
+    assert wrong_origin.returncode == 2 and "--origin" in wrong_origin.stderr
+    other = _cli_enroll(site, site.ada, "--origin", "https://keel.example.com", "--json")
+    assert other.returncode == 0, other.stderr
+    assert '"url": "https://keel.example.com/auth/enroll?token=' in other.stdout
+
+
+def test_pages_and_script(site: Site) -> None:
+    with site.client() as client:
+        sign_in = client.get("/auth/sign-in")
+        assert sign_in.status_code == 200 and 'data-page="sign-in"' in sign_in.text
+        assert sign_in.headers["x-frame-options"] == "DENY"
+        script = client.get("/auth/passkeys.js")
+        assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+        assert "navigator.credentials.get" in script.text and "navigator.credentials.create" in script.text
+
+
+def _creation_stub(options: dict[str, Any]) -> dict[str, Any]:
+    """Creation options for a credential the server never registers (a stranger's passkey)."""
+    return {
+        "rp": {"id": options["rpId"], "name": "x"},
+        "user": {"id": "c3RyYW5nZXI", "name": "stranger", "displayName": "stranger"},
+        "pubKeyCredParams": [{"alg": -7, "type": "public-key"}],
+    }
