@@ -36,6 +36,7 @@ from keel.cli.common import (
     print_issues,
 )
 from keel.cli.keys import keys_app
+from keel.cli.passkeys import users_app
 from keel.cli.runs import db_app, runs_app
 from keel.config.project import Project
 from keel.errors import UsageError
@@ -53,6 +54,7 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
+app.add_typer(users_app, name="users")
 
 FakeLLMOpt = Annotated[
     bool,

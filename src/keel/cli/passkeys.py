@@ -27,8 +27,6 @@ from keel.cli.common import EXIT_CONFIG, EXIT_USAGE, ProjectOpt, err, load, out
 from keel.config.gateway import duration_seconds
 from keel.errors import UsageError
 from keel.store import resolve_database_url, upgrade
-from keel.store.identity import IdentityStore
-from keel.store.passkeys import PasskeyStore
 from keel.store.urls import describe_error
 
 users_app = typer.Typer(help="Users of the dashboard: passkey enrolment links.", no_args_is_help=True)
@@ -79,6 +77,9 @@ def enroll(
         upgrade(url)
     except UsageError as exc:
         raise _fail(str(exc), EXIT_CONFIG) from None
+
+    from keel.store.identity import IdentityStore  # imported here: `keel --help` stays fast
+    from keel.store.passkeys import PasskeyStore
 
     async def go() -> tuple[str, str, datetime, str]:
         async with IdentityStore(url) as identity, PasskeyStore(url) as store:
