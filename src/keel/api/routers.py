@@ -22,4 +22,8 @@ def extra_routers(project: Project, database_url: str | None = None) -> list[API
         from keel.api.oauth import oauth_router
 
         routers.append(oauth_router(project, database_url))
+    if project.config.gateway.passkeys.enabled:  # passkey sign-in: keel.api.passkeys, docs/passkeys.md
+        from keel.api.passkeys import router as passkeys_router
+
+        routers.append(passkeys_router)
     return routers
