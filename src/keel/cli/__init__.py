@@ -23,6 +23,7 @@ import typer
 from rich.table import Table
 
 from keel.cli.audit import audit_app
+from keel.cli.clients import clients_app
 from keel.cli.common import (
     EXIT_CONFIG,
     EXIT_INTERRUPTED,
@@ -36,8 +37,9 @@ from keel.cli.common import (
     print_issues,
 )
 from keel.cli.keys import keys_app
-from keel.cli.passkeys import users_app
+from keel.cli.oauth import oauth_app
 from keel.cli.runs import db_app, runs_app
+from keel.cli.users import users_app
 from keel.config.project import Project
 from keel.errors import UsageError
 
@@ -55,6 +57,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(users_app, name="users")
+app.add_typer(clients_app, name="clients")
+app.add_typer(oauth_app, name="oauth")
 
 FakeLLMOpt = Annotated[
     bool,

@@ -265,7 +265,7 @@ class OAuthStore(AsyncDatabase):
             if uris:
                 raise UsageError("--redirect-uri: a client_credentials client has no redirect URIs")
             if confidential is False:
-                raise UsageError("--public: a client_credentials client needs a secret")
+                raise UsageError("--grant: a client_credentials client is always confidential (it has a secret)")
             if not requested:
                 raise UsageError("--scope: a client_credentials client needs at least one scope")
             confidential = True
