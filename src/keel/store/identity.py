@@ -204,8 +204,9 @@ class IdentityStore(OAuthStore):
             ),
         )
         async with write_transaction(self._engine, self._url) as connection:
-            inserted = (await connection.execute(statement)).rowcount
-        if inserted != 1:
+            # RETURNING: the row count of INSERT ... SELECT is not reported alike by every driver.
+            inserted = (await connection.execute(statement.returning(user_sessions.c.id))).all()
+        if len(inserted) != 1:
             raise UnknownUser(f"user {user.id!r} does not exist or is disabled")
         row = {
             "id": session_id,
