@@ -75,7 +75,7 @@ def site(tmp_path: Path, database_url: str) -> Iterator[Site]:
                   enabled: true
                   rp_id: {RP_ID}
                   rp_name: Keel test
-                  origins: ["{origin}", "https://keel.example.com"]
+                  origins: ["{origin}", "http://dash.localhost:8080"]
                   session_ttl: 1h
                 """,
         )
@@ -249,7 +249,7 @@ def test_csrf_checks_on_every_post(site: Site) -> None:
             assert form.status_code == 415 and form.json()["code"] == "unsupported_media_type", route
         # The second configured origin is as good as the first.
         other = client.post(
-            "/auth/passkeys/authenticate/options", json={}, headers=site.headers("https://keel.example.com")
+            "/auth/passkeys/authenticate/options", json={}, headers=site.headers("http://dash.localhost:8080")
         )
         assert other.status_code == 200 and other.json()["rpId"] == RP_ID
 
@@ -283,9 +283,9 @@ def test_cli_refusals(site: Site) -> None:
     assert unknown.returncode == 2 and "no user 'usr_nobody'" in unknown.stderr
     wrong_origin = _cli_enroll(site, site.ada, "--origin", "https://evil.example.net")
     assert wrong_origin.returncode == 2 and "--origin" in wrong_origin.stderr
-    other = _cli_enroll(site, site.ada, "--origin", "https://keel.example.com", "--json")
+    other = _cli_enroll(site, site.ada, "--origin", "http://dash.localhost:8080", "--json")
     assert other.returncode == 0, other.stderr
-    assert '"url": "https://keel.example.com/auth/enroll?token=' in other.stdout
+    assert '"url": "http://dash.localhost:8080/auth/enroll?token=' in other.stdout
 
 
 def test_pages_and_script(site: Site) -> None:
@@ -305,3 +305,26 @@ def _creation_stub(options: dict[str, Any]) -> dict[str, Any]:
         "user": {"id": "c3RyYW5nZXI", "name": "stranger", "displayName": "stranger"},
         "pubKeyCredParams": [{"alg": -7, "type": "public-key"}],
     }
+
+
+def test_a_server_with_unusable_origins_refuses_to_start(tmp_path: Path, sqlite_url: str) -> None:
+    project = write_project(
+        tmp_path / "p",
+        "http://127.0.0.1:9/v1",
+        gateway="""\
+            passkeys:
+              enabled: true
+              rp_id: keel.example.com
+              origins: ["https://evil.example.net"]
+            """,
+    )
+    env = {**os.environ, "KEEL_DATABASE_URL": sqlite_url, "FAKE_KEY": "x"}
+    served = subprocess.run(
+        [sys.executable, "-m", "keel", "serve", str(project), "--port", "9"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert served.returncode == 3, served.stderr
+    assert "gateway.passkeys.origins" in served.stderr and "is not on rp_id" in served.stderr

@@ -133,7 +133,9 @@ async def test_registration_stores_the_passkey_and_spends_the_link(
     options = await ceremonies.registration_options(link.token)
 
     assert options["rp"] == {"id": RP.id, "name": "Keel"}
-    assert options["user"]["id"] == b64url(user_handle(user_id)) and options["user"]["name"] == "ada@acme.test"
+    assert (
+        options["user"]["id"] == b64url(user_handle(user_id)) and options["user"]["name"] == "ada@acme.test"
+    )
     assert [p["alg"] for p in options["pubKeyCredParams"]] == [int(a) for a in ALGORITHMS] == [-7, -8, -257]
     assert options["authenticatorSelection"]["residentKey"] == "preferred"
     assert options["authenticatorSelection"]["userVerification"] == "required"
@@ -425,3 +427,26 @@ def _challenge(options: dict[str, Any]) -> bytes:
     from tests.gateway.soft_authenticator import unb64url
 
     return unb64url(options["challenge"])
+
+
+@pytest.mark.parametrize(
+    ("rp_id", "origins", "problem"),
+    [
+        ("keel.example.com", ["https://keel.example.com", "https://eu.keel.example.com:8443"], None),
+        ("localhost", ["http://localhost:8000"], None),
+        ("keel.example.com", ["https://evil.example.net"], "is not on rp_id"),
+        ("keel.example.com", ["https://notkeel.example.com"], "is not on rp_id"),
+        ("keel.example.com", ["http://keel.example.com"], "must be https"),
+    ],
+)
+def test_relying_party_from_config(rp_id: str, origins: list[str], problem: str | None) -> None:
+    from keel.config.gateway import PasskeysConfig
+    from keel.errors import UsageError
+
+    config = PasskeysConfig(enabled=True, rp_id=rp_id, origins=origins)
+    if problem is None:
+        rp = RelyingParty.from_config(config)
+        assert (rp.id, rp.origins) == (rp_id, tuple(origins))
+        return
+    with pytest.raises(UsageError, match=problem):
+        RelyingParty.from_config(config)

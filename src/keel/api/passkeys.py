@@ -38,6 +38,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from keel.api.problems import Problem
 from keel.api.security import PUBLIC, requires
 from keel.config.gateway import PasskeysConfig, duration_seconds
+from keel.config.project import Project
+from keel.errors import UsageError
 from keel.gateway.principal import Principal
 from keel.gateway.sessions import (
     SESSION_COOKIE,
@@ -128,6 +130,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 router = APIRouter(tags=["passkeys"], lifespan=_lifespan)
+
+
+def passkeys_router(project: Project) -> APIRouter:
+    """The router, once `project`'s passkey configuration is known to work: `UsageError` (the
+    server refuses to start) without storage, or with origins no browser would accept."""
+    if not project.config.storage.enabled:
+        raise UsageError("gateway.passkeys: passkeys need storage (storage.enabled)")
+    RelyingParty.from_config(project.config.gateway.passkeys)
+    return router
 
 
 def _service(request: Request) -> Passkeys:

@@ -23,7 +23,7 @@ def extra_routers(project: Project, database_url: str | None = None) -> list[API
 
         routers.append(oauth_router(project, database_url))
     if project.config.gateway.passkeys.enabled:  # passkey sign-in: keel.api.passkeys, docs/passkeys.md
-        from keel.api.passkeys import router as passkeys_router
+        from keel.api.passkeys import passkeys_router
 
-        routers.append(passkeys_router)
+        routers.append(passkeys_router(project))
     return routers

@@ -53,6 +53,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 from webauthn import (
     generate_authentication_options,
@@ -84,7 +85,7 @@ from webauthn.helpers.structs import (
 )
 
 from keel.config.gateway import PasskeysConfig
-from keel.errors import KeelError
+from keel.errors import KeelError, UsageError
 from keel.store.passkeys import (
     ChallengeRefused,
     DuplicateCredential,
@@ -161,8 +162,23 @@ class RelyingParty:
 
     @classmethod
     def from_config(cls, config: PasskeysConfig) -> RelyingParty:
+        """The relying party of `gateway.passkeys`; `UsageError` for origins no browser would
+        accept: each must be https (or http on localhost) on `rp_id` or one of its subdomains."""
         if config.rp_id is None or not config.origins:
-            raise ValueError("gateway.passkeys: rp_id and origins are required")
+            raise UsageError("gateway.passkeys: rp_id and origins are required")
+        for origin in config.origins:
+            parts = urlsplit(origin)
+            host = parts.hostname or ""
+            if host != config.rp_id and not host.endswith(f".{config.rp_id}"):
+                raise UsageError(
+                    f"gateway.passkeys.origins: {origin!r} is not on rp_id {config.rp_id!r} (nor a "
+                    "subdomain of it): browsers would refuse its passkeys"
+                )
+            local = host == "localhost" or host.endswith(".localhost")
+            if parts.scheme != "https" and not local:
+                raise UsageError(
+                    f"gateway.passkeys.origins: {origin!r} must be https (plain http only on localhost)"
+                )
         return cls(id=config.rp_id, name=config.rp_name, origins=tuple(config.origins))
 
     @property
