@@ -149,7 +149,9 @@ def test_the_session_cookie_attributes() -> None:
 # -- clients, codes, refresh tokens ----------------------------------------------------------------
 
 
-async def test_client_secrets_are_shown_once_and_stored_as_hashes(store: IdentityStore, store_url: str) -> None:
+async def test_client_secrets_are_shown_once_and_stored_as_hashes(
+    store: IdentityStore, store_url: str
+) -> None:
     made = await store.create_client(
         "billing", tenant_id="acme", grant_type="client_credentials", scopes=["runs:read", "runs:write"]
     )
@@ -173,7 +175,10 @@ async def test_client_secrets_are_shown_once_and_stored_as_hashes(store: Identit
         ({"grant_type": "client_credentials", "scopes": ["nope"]}, "--scope"),
         ({"grant_type": "authorization_code"}, "--redirect-uri"),
         ({"grant_type": "authorization_code", "redirect_uris": ["http://evil.example/cb"]}, "--redirect-uri"),
-        ({"grant_type": "authorization_code", "redirect_uris": ["https://x.example/cb#frag"]}, "--redirect-uri"),
+        (
+            {"grant_type": "authorization_code", "redirect_uris": ["https://x.example/cb#frag"]},
+            "--redirect-uri",
+        ),
     ]:
         with pytest.raises(UsageError, match=option):
             await store.create_client("x", tenant_id="acme", **kwargs)  # type: ignore[arg-type]
@@ -213,7 +218,9 @@ async def test_a_code_is_used_once_even_by_concurrent_requests(store: IdentitySt
     assert expired.code is None and not expired.reused
 
 
-async def test_refresh_tokens_are_single_use_and_revoked_by_family(store: IdentityStore, clock: Clock) -> None:
+async def test_refresh_tokens_are_single_use_and_revoked_by_family(
+    store: IdentityStore, clock: Clock
+) -> None:
     def save(token: str, jti: str) -> Any:
         return store.save_refresh_token(
             token,
@@ -231,7 +238,8 @@ async def test_refresh_tokens_are_single_use_and_revoked_by_family(store: Identi
     wins = await asyncio.gather(*[store.consume_refresh_token("rt-a") for _ in range(6)])
     assert wins.count(True) == 1
     await save("rt-b", "jti-b")  # the rotated token
-    assert await store.revoke_family("fam_x") == 2
+    revocation = await store.revoke_family("fam_x")
+    assert revocation.refresh_tokens == 2 and {j for j, _ in revocation.access_tokens} == {"jti-a", "jti-b"}
     assert await store.access_token_revoked("jti-a") and await store.access_token_revoked("jti-b")
     # A token added to the family after its revocation (a concurrent refresh) is dead too.
     await save("rt-c", "jti-c")
@@ -363,7 +371,7 @@ async def test_the_verifier_refuses_what_it_must(store: IdentityStore, clock: Cl
     public = OctKey.import_key(str(key.key.as_dict(private=False)).encode())
     confused = jwt.encode({"alg": "HS256", "typ": "at+jwt", "kid": key.kid}, {"iss": ISSUER}, public)
     assert await _refused(verifier, confused) == "algorithm_not_allowed"
-    head, body, signature = _mint(key, clock).split(".")
+    head, _body, signature = _mint(key, clock).split(".")
     tampered = _mint(key, clock, tenant="globex").split(".")[1]
     assert await _refused(verifier, f"{head}.{tampered}.{signature}") == "bad_signature"
     stranger = _mint(key, clock, iss="https://elsewhere.example")
@@ -372,7 +380,8 @@ async def test_the_verifier_refuses_what_it_must(store: IdentityStore, clock: Cl
 
 async def test_other_issuers_go_to_the_external_verifier(store: IdentityStore, clock: Clock) -> None:
     class External:
-        seen: list[str] = []
+        def __init__(self) -> None:
+            self.seen: list[str] = []
 
         async def authenticate(self, token: str) -> Principal:
             self.seen.append(token)

@@ -120,6 +120,7 @@ def oauth_router(project: Project, database_url: str | None = None) -> APIRouter
         (public clients: client_id only)."""
         oauth_request = await _parse(request, server.issuer)
         outcome = await server.token(oauth_request)
+        _forget_revoked(request, server, outcome)
         _audit_token(request, outcome)
         return _response(outcome)
 
@@ -128,10 +129,7 @@ def oauth_router(project: Project, database_url: str | None = None) -> APIRouter
         """RFC 7009: revoke a refresh token (and its family) or an access token."""
         oauth_request = await _parse(request, server.issuer)
         outcome = await server.revoke(oauth_request)
-        if outcome.revoked_jti is not None:
-            verifier = _gateway_verifier(request)
-            if verifier is not None:  # refused at once by this process's gateway
-                verifier.remember_revoked(*outcome.revoked_jti)
+        _forget_revoked(request, server, outcome)
         if outcome.error in _CREDENTIAL_ERRORS:
             _audit_failure(request, outcome, "revoke")
         return _response(outcome)
@@ -205,10 +203,15 @@ def _response(outcome: Outcome) -> Response:
     return Response(outcome.body or b"", status_code=outcome.status, headers=headers)
 
 
-def _gateway_verifier(request: Request) -> IssuerVerifier | None:
+def _forget_revoked(request: Request, server: OAuthServer, outcome: Outcome) -> None:
+    """Access tokens revoked by this request are refused at once by this process (the deny list in
+    the database reaches the other processes within `gateway.key_cache` seconds)."""
     gateway: Gateway | None = getattr(request.app.state, "gateway", None)
-    verifier = gateway.jwt if gateway is not None else None
-    return verifier if isinstance(verifier, IssuerVerifier) else None
+    verifiers = [server.verifier, gateway.jwt if gateway is not None else None]
+    for verifier in verifiers:
+        if isinstance(verifier, IssuerVerifier):
+            for jti, expires_at in outcome.revoked:
+                verifier.remember_revoked(jti, expires_at)
 
 
 def _submit(request: Request, entry: AuditEntry) -> None:

@@ -145,12 +145,23 @@ class AuthorizationCode:
 
 
 @dataclass(frozen=True)
+class FamilyRevocation:
+    """What revoking a refresh-token family did: how many refresh tokens it revoked, and the access
+    tokens issued with them that it deny-listed (`jti`, expiry), for callers that cache."""
+
+    refresh_tokens: int = 0
+    access_tokens: tuple[tuple[str, datetime], ...] = ()
+
+
+@dataclass(frozen=True)
 class CodeUse:
     """What consuming a code found: the code (this caller won it), or `reused` (already used:
-    its tokens' family, if any, has been revoked), or neither (unknown, expired, other client)."""
+    its tokens' family, if any, has been revoked: `revoked`), or neither (unknown, expired, other
+    client)."""
 
     code: AuthorizationCode | None
     reused: bool = False
+    revoked: FamilyRevocation = FamilyRevocation()
 
 
 @dataclass(frozen=True)
@@ -265,7 +276,9 @@ class OAuthStore(AsyncDatabase):
             if uris:
                 raise UsageError("--redirect-uri: a client_credentials client has no redirect URIs")
             if confidential is False:
-                raise UsageError("--grant: a client_credentials client is always confidential (it has a secret)")
+                raise UsageError(
+                    "--grant: a client_credentials client is always confidential (it has a secret)"
+                )
             if not requested:
                 raise UsageError("--scope: a client_credentials client needs at least one scope")
             confidential = True
@@ -411,9 +424,8 @@ class OAuthStore(AsyncDatabase):
         if won:
             return CodeUse(_code(row))
         if row["used_at"] is not None:
-            if row["family_id"] is not None:
-                await self.revoke_family(row["family_id"])
-            return CodeUse(None, reused=True)
+            revoked = await self.revoke_family(row["family_id"]) if row["family_id"] else FamilyRevocation()
+            return CodeUse(None, reused=True, revoked=revoked)
         return CodeUse(None)  # expired
 
     async def set_code_family(self, code_id: str, family_id: str) -> None:
@@ -496,9 +508,9 @@ class OAuthStore(AsyncDatabase):
         async with write_transaction(self._engine, self._url) as connection:
             return (await connection.execute(statement)).rowcount == 1
 
-    async def revoke_family(self, family_id: str) -> int:
+    async def revoke_family(self, family_id: str) -> FamilyRevocation:
         """Revoke every refresh token of a family, and deny-list the access tokens issued with them
-        that may still be valid. Returns the number of refresh tokens newly revoked."""
+        that may still be valid."""
         now = self.clock()
         async with write_transaction(self._engine, self._url) as connection:
             revoked = await connection.execute(
@@ -523,7 +535,10 @@ class OAuthStore(AsyncDatabase):
             ).all()
             for jti, tenant_id, expires_at in live:
                 await self._deny(connection, jti, tenant_id, expires_at, now)
-        return int(revoked.rowcount or 0)
+        return FamilyRevocation(
+            refresh_tokens=int(revoked.rowcount or 0),
+            access_tokens=tuple((jti, expires_at) for jti, _tenant, expires_at in live),
+        )
 
     async def revoke_user_tokens(self, user_id: str) -> None:
         """Revoke every refresh-token family of a user (a disabled user)."""
@@ -688,6 +703,7 @@ __all__ = [
     "AuthorizationCode",
     "CodeUse",
     "CreatedClient",
+    "FamilyRevocation",
     "GrantType",
     "OAuthClient",
     "OAuthStore",

@@ -68,7 +68,14 @@ from keel.gateway.oauth.verifier import IssuerVerifier, expiry_of
 from keel.gateway.principal import scopes_of
 from keel.gateway.sessions import SignedInUser
 from keel.store.identity import IdentityStore, User
-from keel.store.oauth import AuthorizationCode, OAuthClient, RefreshToken, new_family_id, new_secret
+from keel.store.oauth import (
+    AuthorizationCode,
+    FamilyRevocation,
+    OAuthClient,
+    RefreshToken,
+    new_family_id,
+    new_secret,
+)
 
 CODE_TTL = 60.0
 """Seconds an authorization code can be exchanged."""
@@ -116,7 +123,10 @@ class KeelOAuthRequest(OAuth2Request):  # type: ignore[misc]
         self.payload = _Payload(form if method == "POST" else query)
         self.seen_client: OAuthClient | None = None
         self.failure: str | None = None
-        self.revoked_jti: tuple[str, float] | None = None
+        self.revoked: list[tuple[str, float]] = []  # access tokens revoked meanwhile: (jti, exp)
+
+    def note_revoked(self, revocation: FamilyRevocation) -> None:
+        self.revoked.extend((jti, at.timestamp()) for jti, at in revocation.access_tokens)
 
     @property
     def args(self) -> dict[str, str]:
@@ -141,7 +151,7 @@ class Outcome:
     error: str | None = None
     failure: str | None = None
     sign_in: bool = False  # /oauth/authorize: nobody is signed in
-    revoked_jti: tuple[str, float] | None = None  # /oauth/revoke: an access token (jti, exp) revoked
+    revoked: list[tuple[str, float]] = field(default_factory=list)  # access tokens revoked: (jti, exp)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -271,6 +281,7 @@ class AuthorizationCodeWithPkce(AuthorizationCodeGrant):  # type: ignore[misc]
         keel = _keel(self)
         use = keel.call(keel.store.consume_code, code, client_id=client.get_client_id())
         if use.code is None:
+            self.request.note_revoked(use.revoked)
             self.request.failure = (
                 "authorization code used again: the tokens it gave are revoked"
                 if use.reused
@@ -326,7 +337,7 @@ class RotatingRefreshTokens(RefreshTokenGrant):  # type: ignore[misc]
             request.failure = "revoked refresh token"
             raise InvalidGrantError()
         if stored.used_at is not None:
-            keel.call(keel.store.revoke_family, stored.family_id)
+            request.note_revoked(keel.call(keel.store.revoke_family, stored.family_id))
             request.failure = "refresh token used again: its family is revoked"
             raise InvalidGrantError()
         if stored.expires_at <= keel.store.clock():
@@ -336,7 +347,7 @@ class RotatingRefreshTokens(RefreshTokenGrant):  # type: ignore[misc]
         self._validate_token_scope(token)
         if not keel.call(keel.store.consume_refresh_token, value):
             # Used (or revoked) between the look-up and now: a concurrent use of the same token.
-            keel.call(keel.store.revoke_family, stored.family_id)
+            request.note_revoked(keel.call(keel.store.revoke_family, stored.family_id))
             request.failure = "refresh token used concurrently: its family is revoked"
             raise InvalidGrantError()
         request.refresh_token = token
@@ -392,10 +403,9 @@ class Revocation(RevocationEndpoint):  # type: ignore[misc]
                 tenant_id=claims["tenant"],
                 expires_at=expiry_of(claims),
             )
-            keel.verifier.remember_revoked(claims["jti"], float(claims["exp"]))
-            request.revoked_jti = (claims["jti"], float(claims["exp"]))
+            request.revoked.append((claims["jti"], float(claims["exp"])))
         else:
-            keel.call(keel.store.revoke_family, token.record.family_id)
+            request.note_revoked(keel.call(keel.store.revoke_family, token.record.family_id))
 
 
 class AccessTokens(JWTBearerTokenGenerator):  # type: ignore[misc]
@@ -569,9 +579,7 @@ class OAuthServer:
             status, body, headers = self._authlib.create_endpoint_response("revocation", request)
         finally:
             self._local.request = None
-        outcome = self._outcome(request, status, body, headers)
-        outcome.revoked_jti = request.revoked_jti
-        return outcome
+        return self._outcome(request, status, body, headers)
 
     async def authorize(self, request: KeelOAuthRequest, user: SignedInUser | None) -> Outcome:
         """GET /oauth/authorize, for `user` (None: nobody is signed in)."""
@@ -625,6 +633,7 @@ class OAuthServer:
             scope=body.get("scope") if isinstance(body, dict) else None,
             error=error,
             failure=request.failure,
+            revoked=list(request.revoked),
         )
 
     async def metadata(self) -> dict[str, Any]:
