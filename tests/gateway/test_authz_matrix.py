@@ -25,7 +25,7 @@ from keel.api.security import check_routes
 from keel.config import load_project
 from keel.gateway.keys import SCOPES
 from keel.store.keys import KeyStore
-from tests.server.harness import KeelServer, fake_provider, wait_all, write_project
+from tests.server.harness import KeelServer, fake_provider, free_port, wait_all, write_project
 
 TENANT_A, TENANT_B = "tenant-a", "tenant-b"
 
@@ -35,6 +35,17 @@ BODIES: dict[str, dict[str, Any]] = {
     "POST /v1/agents/{agent}/runs": {"input": "matrix", "wait": 20},
     "POST /v1/keys": {"name": "made by the matrix", "scopes": ["keys:admin"]},
 }
+
+
+# Public routes that authenticate the caller themselves (the built-in OAuth2 server: the client by
+# its credentials, the user by the session cookie): without those they refuse with an OAuth2 or
+# problem answer, 400 or 401, never 200 and never a 5xx.
+SELF_AUTHENTICATING = {
+    "POST /oauth/token": {400, 401},
+    "POST /oauth/revoke": {400, 401},
+    "GET /oauth/authorize": {400, 401},
+}
+ISSUER_SECRET_ENV = "KEEL_MATRIX_ISSUER_SECRET"
 
 
 @dataclass
@@ -67,14 +78,20 @@ def _create_keys(url: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def world(tmp_path: Path, database_url: str) -> Iterator[World]:
+def world(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    port = free_port()
+    monkeypatch.setenv(ISSUER_SECRET_ENV, "matrix-issuer-secret-" + "m" * 32)
     with fake_provider() as (fake, _script):
         project = write_project(
             tmp_path / "p",
             fake.base_url,
-            gateway="""\
+            gateway=f"""\
                 agent_access:
                   private: ["tenant:tenant-b"]
+                issuer:
+                  enabled: true
+                  issuer: "http://127.0.0.1:{port}"
+                  key_secret_env: {ISSUER_SECRET_ENV}
                 """,
         )
         (project / "agents" / "private.yaml").write_text(
@@ -85,7 +102,7 @@ def world(tmp_path: Path, database_url: str) -> Iterator[World]:
                 """)
         )
         policies = check_routes(create_app(load_project(project, environ={"FAKE_KEY": "x"})))
-        server = KeelServer(project, database_url, {"SIDE_FILE": str(tmp_path / "side")})
+        server = KeelServer(project, database_url, {"SIDE_FILE": str(tmp_path / "side")}, port=port)
         server.start()
         try:
             keys = _create_keys(database_url)
@@ -129,6 +146,7 @@ def _a_secrets(world: World) -> list[str]:
 
 def test_every_route_against_every_kind_of_caller(world: World) -> None:
     assert "POST /v1/agents/{agent}/runs" in world.policies and "GET /v1/runs/{run_id}" in world.policies
+    assert set(SELF_AUTHENTICATING) <= set(world.policies)  # the built-in issuer's routes are in
     outcomes: list[str] = []
 
     def expect(route: str, case: str, response: httpx.Response, wanted: set[int]) -> None:
@@ -143,7 +161,7 @@ def test_every_route_against_every_kind_of_caller(world: World) -> None:
         scope = world.policies[route]
         if scope is None:  # public: anyone, with or without credentials
             for key in (None, world.keys["b-all"]):
-                expect(route, "public", _call(world, route, key), {200})
+                expect(route, "public", _call(world, route, key), SELF_AUTHENTICATING.get(route, {200}))
             continue
         no_credentials = _call(world, route, None)
         expect(route, "no credentials", no_credentials, {401})
