@@ -120,6 +120,8 @@ async def test_sessions_sign_a_user_in_until_expiry_sign_out_or_disabling(
     assert await user_of_session(store, third) is None
     with pytest.raises(UnknownUser):
         await start_session(store, ada, ttl=3600)
+    clock.advance(days=2)  # ended sessions are purged a day after they end
+    assert await store.purge_expired() == 3 and await store.list_sessions(ada.id) == []
 
 
 async def test_users_belong_to_one_tenant(store: IdentityStore) -> None:

@@ -24,6 +24,7 @@ grant the client may not use is `auth.failed`.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -32,6 +33,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
 
 from keel.api.problems import Problem
 from keel.api.security import PUBLIC
@@ -45,6 +47,8 @@ from keel.gateway.oauth.verifier import IssuerVerifier
 from keel.gateway.sessions import user_of_request
 from keel.store.audit import AuditEntry
 from keel.store.identity import IdentityStore
+
+log = logging.getLogger("keel.gateway.oauth")
 
 MAX_FORM_BYTES = 64 * 1024
 SIGN_IN_PATH = "/auth/sign-in"
@@ -87,6 +91,14 @@ def oauth_router(project: Project, database_url: str | None = None) -> APIRouter
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Housekeeping once per start (after the migrations): expired codes, refresh-token families,
+        # deny-list entries and sessions. A failure is logged; the server starts all the same.
+        try:
+            purged = await server.store.purge_expired()
+            if purged:
+                log.info("oauth: purged %d expired codes, tokens and sessions", purged)
+        except SQLAlchemyError as exc:
+            log.warning("oauth: could not purge expired codes, tokens and sessions: %s", exc)
         try:
             yield
         finally:

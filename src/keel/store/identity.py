@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, literal, null, or_, select, update
+from sqlalchemy import delete, insert, literal, null, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from keel.errors import UsageError
@@ -264,6 +264,19 @@ class IdentityStore(OAuthStore):
                 .values(revoked_at=self.clock())
             )
         return bool(result.rowcount)
+
+    async def purge_expired(self, *, keep: timedelta = timedelta(days=1)) -> int:
+        """`OAuthStore.purge_expired`, and sessions that ended (expired or signed out) more than
+        `keep` ago."""
+        deleted = await super().purge_expired(keep=keep)
+        cutoff = self.clock() - keep
+        async with write_transaction(self._engine, self._url) as connection:
+            result = await connection.execute(
+                delete(user_sessions).where(
+                    or_(user_sessions.c.expires_at < cutoff, user_sessions.c.revoked_at < cutoff)
+                )
+            )
+        return deleted + int(result.rowcount or 0)
 
     async def list_sessions(self, user_id: str, *, tenant_id: str | None = None) -> list[SessionRow]:
         """A user's sessions, newest first, ended ones included."""
