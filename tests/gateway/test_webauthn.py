@@ -7,14 +7,12 @@ challenges, enrolment links and passkeys live in a migrated database, on the tes
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select, update
 
+from keel.api.passkeys import IdentityUsers
 from keel.gateway.webauthn import (
     ALGORITHMS,
     SIGN_IN_FAILED,
@@ -24,8 +22,8 @@ from keel.gateway.webauthn import (
     RelyingParty,
     user_handle,
 )
+from keel.store.identity import IdentityStore
 from keel.store.passkeys import PasskeyStore
-from keel.store.tables import users as users_table
 from tests.gateway.clock import Clock
 from tests.gateway.soft_authenticator import SoftAuthenticator, b64url
 
@@ -34,56 +32,26 @@ ORIGIN = "https://keel.example.com"
 
 
 class Users:
-    """The user directory the ceremonies read: rows of the `users` table."""
+    """Users from the identity store, as the server's router sees them (`IdentityUsers`)."""
 
     def __init__(self, url: str) -> None:
-        from keel.store.engine import async_engine
-
-        self._engine = async_engine(url)
+        self.identity = IdentityStore(url)
+        self.directory = IdentityUsers(self.identity)
 
     async def __aenter__(self) -> Users:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self._engine.dispose()
+        await self.identity.close()
 
     async def add(self, name: str, tenant: str) -> str:
-        user_id = f"usr_{uuid.uuid4().hex}"
-        row = {
-            "id": user_id,
-            "tenant_id": tenant,
-            "name": name,
-            "email": f"{name}@{tenant}.test",
-            "roles": [],
-            "created_at": datetime.now(UTC),
-            "disabled_at": None,
-        }
-        async with self._engine.begin() as connection:
-            await connection.execute(insert(users_table), [row])
-        return user_id
+        return (await self.identity.create_user(tenant, name.title(), email=f"{name}@{tenant}.test")).id
 
     async def disable(self, user_id: str) -> None:
-        async with self._engine.begin() as connection:
-            await connection.execute(
-                update(users_table).where(users_table.c.id == user_id).values(disabled_at=datetime.now(UTC))
-            )
+        await self.identity.disable_user(user_id)
 
     async def passkey_user(self, user_id: str) -> PasskeyUser | None:
-        async with self._engine.connect() as connection:
-            row = (
-                (await connection.execute(select(users_table).where(users_table.c.id == user_id)))
-                .mappings()
-                .first()
-            )
-        if row is None:
-            return None
-        return PasskeyUser(
-            id=row["id"],
-            tenant_id=row["tenant_id"],
-            name=row["email"] or row["name"],
-            display_name=row["name"],
-            disabled=row["disabled_at"] is not None,
-        )
+        return await self.directory.passkey_user(user_id)
 
 
 @pytest.fixture
@@ -133,9 +101,11 @@ async def test_registration_stores_the_passkey_and_spends_the_link(
     options = await ceremonies.registration_options(link.token)
 
     assert options["rp"] == {"id": RP.id, "name": "Keel"}
-    assert (
-        options["user"]["id"] == b64url(user_handle(user_id)) and options["user"]["name"] == "ada@acme.test"
-    )
+    assert options["user"] == {
+        "id": b64url(user_handle(user_id)),  # the opaque user id, never the e-mail address
+        "name": "ada@acme.test",
+        "displayName": "Ada",
+    }
     assert [p["alg"] for p in options["pubKeyCredParams"]] == [int(a) for a in ALGORITHMS] == [-7, -8, -257]
     assert options["authenticatorSelection"]["residentKey"] == "preferred"
     assert options["authenticatorSelection"]["userVerification"] == "required"
