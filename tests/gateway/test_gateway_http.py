@@ -27,6 +27,7 @@ def _keys(url: str) -> dict[str, str]:
                 "admin": (await store.create("admin", SCOPES, tenant_id="acme")).key,
                 "reader": (await store.create("reader", ["runs:read"], tenant_id="acme")).key,
                 "other": (await store.create("other", ["runs:read"], tenant_id="acme")).key,
+                "writer": (await store.create("writer", ["runs:write", "runs:read"], tenant_id="acme")).key,
                 "globex": (await store.create("globex", SCOPES, tenant_id="globex")).key,
             }
 
@@ -119,3 +120,65 @@ def test_security_events_are_audited_and_only_admins_of_the_tenant_read_them(
             return [str(e.detail.get("reason")) for e in page.entries]
 
     assert "invalid_api_key" in asyncio.run(failed())  # operators see refused credentials
+
+
+@pytest.fixture(params=["memory", "redis"])
+def limited(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_url: str
+) -> Iterator[tuple[httpx.Client, dict[str, str], object]]:
+    shared = request.param == "redis"
+    limits = f"""\
+        rate_limits:
+          {"redis_url_env: TEST_REDIS_URL" if shared else ""}
+          limits:
+            - {{name: one-at-a-time, per: tenant, concurrent_runs: 1}}
+            - {{name: token-quota, per: key, tokens: 1, window: 1h}}
+        """
+    env = {"SIDE_FILE": str(tmp_path / "side"), "TEST_REDIS_URL": REDIS_URL}
+    with fake_provider() as (fake, _script):
+        project = write_project(tmp_path / "p", fake.base_url, gateway=limits)
+        keel = KeelServer(project, sqlite_url, env)
+        keel.start()
+        try:
+            keys = _keys(sqlite_url)
+            with httpx.Client(base_url=keel.url, timeout=30) as client:
+                yield client, keys, fake
+        finally:
+            keel.stop()
+
+
+def test_concurrent_runs_and_token_quotas(limited: tuple[httpx.Client, dict[str, str], object]) -> None:
+    client, keys, fake = limited
+    fake.set_latency(1500)  # type: ignore[attr-defined]
+    first = client.post("/v1/agents/worker/runs", json={"input": "a"}, headers=_auth(keys["admin"]))
+    assert first.status_code == 202
+    second = client.post("/v1/agents/worker/runs", json={"input": "b"}, headers=_auth(keys["writer"]))
+    assert second.status_code == 429 and second.json()["limit"] == "one-at-a-time"
+    assert second.json()["per"] == "tenant"
+    # Another tenant has its own slot.
+    elsewhere = client.post(
+        "/v1/agents/worker/runs", json={"input": "c", "wait": 20}, headers=_auth(keys["globex"])
+    )
+    assert elsewhere.status_code == 200, elsewhere.text
+    fake.set_latency(0)  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 30
+    while True:  # polled with another key: the submitting key's token quota is spent once it ends
+        view = client.get(f"/v1/runs/{first.json()['run_id']}", headers=_auth(keys["other"])).json()
+        if view["status"] in ("succeeded", "failed"):
+            break
+        assert time.monotonic() < deadline, view
+        time.sleep(0.1)
+    assert view["status"] == "succeeded", view
+    # The ended run gave its slot back (released by the process that ran it) ...
+    third = None
+    for _ in range(50):
+        third = client.post(
+            "/v1/agents/worker/runs", json={"input": "d", "wait": 20}, headers=_auth(keys["writer"])
+        )
+        if third.status_code != 429 or third.json()["limit"] != "one-at-a-time":
+            break
+        time.sleep(0.1)
+    assert third is not None and third.status_code == 200, third.text if third is not None else ""
+    # ... and its tokens were counted against the key that submitted it: that key's quota is spent.
+    spent = client.get("/v1/runs", headers=_auth(keys["admin"]))
+    assert spent.status_code == 429 and spent.json()["limit"] == "token-quota"

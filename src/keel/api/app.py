@@ -95,6 +95,8 @@ def create_app(
     app.state.durable = durable
     app.state.gateway = the_gateway
     app.state.request_hooks = the_hooks
+    if durable is not None and isinstance(the_hooks, ServerHooks):
+        durable.on_ended.append(the_hooks.run_ended)
 
     @app.get("/livez", tags=["health"], dependencies=[PUBLIC])
     async def livez() -> dict[str, str]:
@@ -152,17 +154,24 @@ def create_app(
         runner: Runner = request.app.state.runner
         if agent not in project.agents:
             raise Problem(404, "agent_not_found", "Unknown agent", f"no agent named {agent!r}")
+        user_id = user_of(principal, body.user_id)
+        limits = await the_hooks.take_run_slot(principal, agent, user_id)
         try:
             result = await runner.run(
                 agent,
                 body.input,
                 session_id=body.session_id,
-                user_id=user_of(principal, body.user_id),
+                user_id=user_id,
                 tenant_id=principal.tenant_id,
                 metadata=body.metadata,
             )
         except UsageError as exc:
+            await the_hooks.give_back(limits)
             raise Problem(503, "agent_unavailable", "Agent cannot run", str(exc)) from None
+        except BaseException:
+            await the_hooks.give_back(limits)
+            raise
+        await the_hooks.run_ended({"limits": limits}, result)  # the slot back, the tokens counted
         if result.error is not None and result.error.category is ErrorCategory.BAD_INPUT:
             raise Problem(
                 422, "bad_input", "Input does not match the agent's input schema", result.error.message

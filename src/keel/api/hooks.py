@@ -8,6 +8,7 @@ the audit log's database write.
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from fastapi import Request
@@ -17,6 +18,7 @@ from keel.api.security import RequestHooks
 from keel.gateway.auth import Forbidden, NotAuthenticated
 from keel.gateway.principal import Principal
 from keel.gateway.ratelimit import RateLimiter, Refusal
+from keel.runtime.result import RunResult
 from keel.store.audit import AuditEntry, AuditLog
 
 log = logging.getLogger("keel.gateway")
@@ -127,6 +129,35 @@ class ServerHooks(RequestHooks):
         self._record(
             request, action, principal.label, principal.tenant_id, outcome, target=target, detail=detail
         )
+
+    async def take_run_slot(
+        self, principal: Principal, agent: str, user_id: str | None
+    ) -> dict[str, Any] | None:
+        """A slot of every applicable `concurrent_runs` limit, or a 429. Returns what the run
+        carries until it ends (`Submission.limits`)."""
+        if self.limiter is None:
+            return None
+        subjects = subjects_of(principal, agent)
+        if user_id is not None:
+            subjects["user"] = user_id  # the run's user: a service's end user counts as that user
+        lease = uuid.uuid4().hex
+        refusal = await self.limiter.acquire_run(subjects, lease)
+        if refusal is not None:
+            raise refusal_problem(refusal)
+        return {"subjects": subjects, "lease": lease}
+
+    async def give_back(self, limits: dict[str, Any] | None) -> None:
+        if self.limiter is not None and limits is not None:
+            await self.limiter.release_run(limits["subjects"], limits["lease"])
+
+    async def run_ended(self, request: dict[str, Any], result: RunResult) -> None:
+        """`DurableRuns.on_ended`: free the run's slot and count its tokens (in whichever process
+        ran it: with Redis, the API process's slot is released by the worker)."""
+        limits = request.get("limits")
+        if self.limiter is None or not isinstance(limits, dict):
+            return
+        await self.limiter.release_run(limits["subjects"], limits["lease"])
+        await self.limiter.add_tokens(limits["subjects"], result.input_tokens + result.output_tokens)
 
     def stats(self) -> dict[str, Any]:
         body: dict[str, Any] = {}

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from keel.api.problems import Problem
-from keel.api.security import requires
+from keel.api.security import RequestHooks, requires
 from keel.durable.callbacks import CallbackRefused
 from keel.durable.scoped import TenantRuns
 from keel.durable.service import TERMINAL, DurableRuns, Submission, SubmitRefused
@@ -114,11 +114,14 @@ async def create_run(
             "Invalid request",
             f"wait: at most {durable.settings.max_wait:g} seconds here",
         )
+    hooks: RequestHooks = request.app.state.request_hooks
+    user_id = user_of(principal, body.user_id)
+    limits = await hooks.take_run_slot(principal, agent, user_id)
     submission = Submission(
         agent=agent,
         input=body.input,
         session_id=body.session_id,
-        user_id=user_of(principal, body.user_id),
+        user_id=user_id,
         tenant_id=principal.tenant_id,
         metadata=body.metadata,
         tags=tuple(body.tags),
@@ -126,15 +129,23 @@ async def create_run(
         callback_url=body.callback_url,
         stream=body.stream,
         idempotency_key=idempotency_key,
+        limits=limits,
     )
     try:
         submitted = await runs.submit(submission)
     except CallbackRefused as exc:
+        await hooks.give_back(limits)
         raise Problem(
             422, "callback_url_not_allowed", "Callback URL not allowed", exc.message, field="callback_url"
         ) from None
     except SubmitRefused as exc:
+        await hooks.give_back(limits)
         raise Problem(exc.status, exc.code, "Run not accepted", exc.message) from None
+    except BaseException:
+        await hooks.give_back(limits)
+        raise
+    if not submitted.created:
+        await hooks.give_back(limits)  # the run made earlier with this key holds its own slot
     view = await runs.wait(submitted.run_id, body.wait)
     headers = {"Location": f"/v1/runs/{submitted.run_id}"}
     if not submitted.created:

@@ -26,6 +26,7 @@ from keel.api.problems import Problem
 from keel.gateway.auth import Forbidden, Gateway, NotAuthenticated
 from keel.gateway.keys import Scope
 from keel.gateway.principal import Principal
+from keel.runtime.result import RunResult
 
 POLICY = "__keel_policy__"
 """The attribute that marks a dependency as a route's access policy: a scope, or None for public."""
@@ -97,6 +98,20 @@ class RequestHooks:
 
     async def admit(self, request: Request, principal: Principal) -> None:
         """Raise a `Problem` (429) to refuse the request."""
+        return None
+
+    async def take_run_slot(
+        self, principal: Principal, agent: str, user_id: str | None
+    ) -> dict[str, Any] | None:
+        """Before a run is queued: its concurrency slot (raise a `Problem` to refuse), or None."""
+        return None
+
+    async def give_back(self, limits: dict[str, Any] | None) -> None:
+        """A slot taken by `take_run_slot` for a run that was not queued after all."""
+        return None
+
+    async def run_ended(self, request: dict[str, Any], result: RunResult) -> None:
+        """A run ended: `request["limits"]` is what `take_run_slot` returned for it."""
         return None
 
     async def audit(

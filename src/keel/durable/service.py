@@ -22,7 +22,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -44,6 +44,8 @@ from keel.store import Coordination, RunStore
 log = logging.getLogger("keel.durable")
 
 Role = Literal["all", "api", "worker"]
+RunEnded = Callable[[dict[str, Any], RunResult], Awaitable[None]]
+"""A hook called once when a run ends: the run's request (as submitted) and its result."""
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 _STATUS = {
     "ENQUEUED": "queued",
@@ -79,6 +81,8 @@ class Submission:
     stream: bool = False
     idempotency_key: str | None = None
     trigger: str = "api"
+    # What the gateway needs back when the run ends (its rate-limit subjects and lease); opaque here.
+    limits: Mapping[str, Any] | None = None
 
     def request_hash(self) -> str:
         body = {
@@ -133,6 +137,7 @@ class DurableRuns:
         self.store = RunStore(self.database_url)  # history reads
         self.sessions = sessions.SessionGate(self.coordination)
         self.presence = WorkerPresence(self, self.coordination)
+        self.on_ended: list[RunEnded] = []  # called once per run that ends (see `_ended`)
         self._started = False
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -209,6 +214,7 @@ class DurableRuns:
             "callback_url": sub.callback_url,
             "stream": sub.stream,
             "trigger": sub.trigger,
+            "limits": dict(sub.limits) if sub.limits is not None else None,
             "request_hash": digest,
             "submitted_at": datetime.now(UTC).isoformat(),
         }
@@ -352,7 +358,9 @@ class DurableRuns:
         found = await DBOS.list_workflows_async(workflow_ids=[run_id], load_input=True, load_output=False)
         request = _request_of(found[0]) if found else {}
         if view["status"] == "queued":
-            self.runner.record(_cancelled_result(run_id, request))
+            cancelled = _cancelled_result(run_id, request)
+            self.runner.record(cancelled)
+            await self._ended(request, cancelled)
         if request.get("session_key"):
             await self.sessions.release(run_id)
         return await self.get(run_id)
@@ -396,7 +404,10 @@ class DurableRuns:
             status = await DBOS.get_workflow_status_async(run_id)
             if status is not None and status.status == "CANCELLED":
                 self.runner.record(stop.result)
+                await self._ended(request, stop.result)
             raise stop.__cause__ or stop from None
+        if self.on_ended:
+            await DBOS.run_step_async({"name": "keel.run_ended"}, self._ended, request, result)
         view = result.to_dict()
         await sink.write(status_event(result.status.value, result))
         if request.get("session_key"):
@@ -417,6 +428,16 @@ class DurableRuns:
 
     async def deliver_callback(self, job: dict[str, Any]) -> dict[str, Any]:
         return await self.callbacks.deliver(job)
+
+    async def _ended(self, request: dict[str, Any], result: RunResult) -> None:
+        """Tell the `on_ended` hooks (the gateway: release the run's concurrency slot, count its
+        tokens). In a run, a checkpointed step: a resumed run does not count its tokens twice.
+        A failing hook is logged, never fails the run."""
+        for hook in self.on_ended:
+            try:
+                await hook(request, result)
+            except Exception:
+                log.exception("a run-ended hook failed for run %s", result.run_id)
 
 
 async def _now() -> datetime:
