@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from keel.config.gateway import GatewayConfig
+from keel.gateway.keys import Scope
 
 ProviderName = Literal["openai", "anthropic", "google", "openai-compatible"]
 
@@ -90,6 +91,10 @@ class ToolConfig(_Strict):
         default="report",
         description="report: the model is told the tool failed and carries on; fail: the run fails.",
     )
+    requires: list[Scope] = Field(
+        default=[],
+        description="Scopes the agent's own identity (identity.scopes) must hold for it to have this tool.",
+    )
 
 
 class Timeouts(_Strict):
@@ -166,6 +171,13 @@ class QueueConfig(_Strict):
         return self
 
 
+class AgentIdentity(_Strict):
+    """The agent's own principal: tools and other agents are called as the agent, with these
+    scopes, never with the rights of the user the run is for."""
+
+    scopes: list[Scope] = Field(default=[], description="The agent's scopes. None by default.")
+
+
 class AgentConfig(_Strict):
     """One agent, from `agents/<name>.yaml` merged over `agents/_defaults.yaml`."""
 
@@ -187,7 +199,20 @@ class AgentConfig(_Strict):
     limits: Limits = Limits()
     model_settings: ModelSettingsConfig = ModelSettingsConfig()
     queue: QueueConfig = QueueConfig()
+    identity: AgentIdentity = AgentIdentity()
     metadata: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _tools_within_identity(self) -> AgentConfig:
+        held = set(self.identity.scopes)
+        for tool in self.tools:
+            missing = [scope for scope in tool.requires if scope not in held]
+            if missing:
+                raise ValueError(
+                    f"tool {tool.name or tool.function} requires {', '.join(missing)}, which the agent's "
+                    "identity.scopes do not hold"
+                )
+        return self
 
     @model_validator(mode="before")
     @classmethod

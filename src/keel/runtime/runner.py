@@ -44,7 +44,7 @@ from keel.runtime.providers import ModelFactory
 from keel.runtime.recorder import RunRecorder, reset_recorder, set_recorder
 from keel.runtime.result import RunError, RunResult, RunStatus
 from keel.runtime.retry import RetryingModel, categorize
-from keel.runtime.tools import RunDeps, build_tools
+from keel.runtime.tools import RunDeps, agent_principal, build_tools
 from keel.store import RecordWriter, SpanRecord, resolve_database_url, upgrade
 from keel.tracing import Tracing, agent_span
 
@@ -261,7 +261,15 @@ class Runner:
             tracing=self.tracing,
             durable=durable,
         )
-        deps = RunDeps(run_id, spec.name, session_id, user_id, dict(metadata or {}))
+        deps = RunDeps(
+            run_id,
+            spec.name,
+            session_id,
+            user_id,
+            dict(metadata or {}),
+            tenant_id=tenant_id,
+            principal=agent_principal(spec.name, spec.config.identity.scopes, tenant_id),
+        )
         status, output, error = RunStatus.SUCCEEDED, None, None
         interrupted: BaseException | None = None
         token = set_recorder(recorder)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +26,8 @@ from pydantic_core import to_jsonable_python
 from keel.config.project import ResolvedTool
 from keel.config.schema import RetryOptions, ToolConfig
 from keel.errors import ErrorCategory, ToolFailure
+from keel.gateway.keys import Scope
+from keel.gateway.principal import DEFAULT_TENANT, Principal
 from keel.runtime.events import ToolFinished, ToolStarted
 from keel.runtime.recorder import RunRecorder, current_recorder, tracing_of
 from keel.runtime.result import ToolCall
@@ -45,10 +47,26 @@ class RunDeps:
     session_id: str | None = None
     user_id: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    tenant_id: str | None = None
+    # The agent's own identity (agent config `identity`): tools act as the agent, with its scopes,
+    # on behalf of `user_id`, never with that user's rights.
+    principal: Principal | None = None
 
     def idempotency_key(self, ctx: RunContext[Any]) -> str:
         """A key unique to this tool call in this run, for deduplicating external side effects."""
         return f"{self.run_id}:{ctx.tool_call_id}"
+
+
+def agent_principal(agent: str, scopes: Iterable[Scope], tenant_id: str | None) -> Principal:
+    """The agent's own principal for one run: kind `agent`, in the run's tenant, with exactly the
+    scopes of its `identity` (none by default)."""
+    return Principal(
+        kind="agent",
+        id=agent,
+        tenant_id=tenant_id or DEFAULT_TENANT,
+        scopes=frozenset(scopes),
+        credential="internal",
+    )
 
 
 @dataclass(frozen=True)
