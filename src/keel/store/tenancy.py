@@ -53,7 +53,14 @@ from keel.store.tables import (
 
 _OWN_TENANT_COLUMN = (runs, callback_attempts, api_keys, budget_counters, budget_entries, audit_log)
 # Users, sessions and the OAuth2 server (keel.store.identity): their own tenant_id column.
-_IDENTITY_TABLES = (users, user_sessions, oauth_clients, oauth_codes, oauth_refresh_tokens, oauth_revoked_tokens)
+_IDENTITY_TABLES = (
+    users,
+    user_sessions,
+    oauth_clients,
+    oauth_codes,
+    oauth_refresh_tokens,
+    oauth_revoked_tokens,
+)
 # Passkeys (keel.store.passkeys): their own tenant_id column too.
 _PASSKEY_TABLES = (passkeys, passkey_enrollments, webauthn_challenges)
 
