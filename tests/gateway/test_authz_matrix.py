@@ -24,6 +24,7 @@ from keel.api.app import create_app
 from keel.api.security import check_routes
 from keel.config import load_project
 from keel.gateway.keys import SCOPES
+from keel.store.identity import IdentityStore
 from keel.store.keys import KeyStore
 from tests.server.harness import KeelServer, fake_provider, free_port, wait_all, write_project
 
@@ -44,6 +45,14 @@ SELF_AUTHENTICATING = {
     "POST /oauth/token": {400, 401},
     "POST /oauth/revoke": {400, 401},
     "GET /oauth/authorize": {400, 401},
+    # Passkey sign-in: the signed-in user by the session cookie; the ceremonies' POSTs need a JSON
+    # body and an allowed Origin (CSRF), which the matrix does not send.
+    "GET /auth/me": {401},
+    "POST /auth/passkeys/register/options": {403, 415},
+    "POST /auth/passkeys/register/verify": {403, 415},
+    "POST /auth/passkeys/authenticate/options": {403, 415},
+    "POST /auth/passkeys/authenticate/verify": {403, 415},
+    "POST /auth/sign-out": {403, 415},
 }
 ISSUER_SECRET_ENV = "KEEL_MATRIX_ISSUER_SECRET"
 
@@ -56,6 +65,7 @@ class World:
     run_a: str  # a run of tenant A
     victim_prefix: str  # a key of tenant A that the matrix may revoke
     database_url: str
+    user_a: str = ""  # a user of tenant A
 
 
 def _create_keys(url: str) -> dict[str, str]:
@@ -92,6 +102,10 @@ def world(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) ->
                   enabled: true
                   issuer: "http://127.0.0.1:{port}"
                   key_secret_env: {ISSUER_SECRET_ENV}
+                passkeys:
+                  enabled: true
+                  rp_id: localhost
+                  origins: ["http://localhost:{port}"]
                 """,
         )
         (project / "agents" / "private.yaml").write_text(
@@ -114,9 +128,15 @@ def world(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) ->
                 )
                 assert created.status_code == 200, created.text
                 run_a = created.json()["run_id"]
-                yield World(client, policies, keys, run_a, keys["victim-prefix"], database_url)
+                user_a = asyncio.run(_create_user(database_url))
+                yield World(client, policies, keys, run_a, keys["victim-prefix"], database_url, user_a)
         finally:
             server.stop()
+
+
+async def _create_user(url: str) -> str:
+    async with IdentityStore(url) as store:
+        return (await store.create_user(TENANT_A, "Ada of tenant A")).id
 
 
 def _auth(key: str | None) -> dict[str, str]:
@@ -124,7 +144,12 @@ def _auth(key: str | None) -> dict[str, str]:
 
 
 def _fill(path: str, world: World) -> str:
-    values = {"agent": "worker", "run_id": world.run_a, "key_id": world.victim_prefix}
+    values = {
+        "agent": "worker",
+        "run_id": world.run_a,
+        "key_id": world.victim_prefix,
+        "user_id": world.user_a,
+    }
     names = re.findall(r"{(\w+)}", path)
     unknown = [n for n in names if n not in values]
     assert not unknown, f"{path}: teach the authorization matrix how to fill {unknown}"
@@ -141,7 +166,7 @@ def _call(world: World, route: str, key: str | None) -> httpx.Response:
 
 
 def _a_secrets(world: World) -> list[str]:
-    return [world.run_a, world.victim_prefix, TENANT_A, "tenant a's secret run"]
+    return [world.run_a, world.victim_prefix, world.user_a, TENANT_A, "tenant a's secret run"]
 
 
 def test_every_route_against_every_kind_of_caller(world: World) -> None:
@@ -170,10 +195,14 @@ def test_every_route_against_every_kind_of_caller(world: World) -> None:
         expect(route, "missing scope", _call(world, route, world.keys[f"a-without:{scope}"]), {403})
 
         other = _call(world, route, world.keys[f"b-only:{scope}"])
-        per_resource = "{run_id}" in route or "{key_id}" in route
+        per_resource = any(f"{{{name}}}" in route for name in ("run_id", "key_id", "user_id"))
         expect(route, "other tenant", other, {404} if per_resource else {200, 201, 202})
         # A 404 may repeat the id the caller sent in the path: that is not tenant A's data.
-        sent = [v for v in (world.run_a, world.victim_prefix) if v in _fill(route.split(" ", 1)[1], world)]
+        sent = [
+            v
+            for v in (world.run_a, world.victim_prefix, world.user_a)
+            if v in _fill(route.split(" ", 1)[1], world)
+        ]
         leaked = [s for s in _a_secrets(world) if s not in sent and s in other.text]
         if sent and other.status_code == 404:
             assert set(other.json()) == {"type", "title", "status", "detail", "code"}
