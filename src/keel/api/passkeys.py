@@ -257,7 +257,25 @@ async def register_verify(request: Request, body: Annotated[RegisterVerify, Body
         )
     except PasskeyRefused as exc:
         log.info("passkey registration refused: %s (%s)", exc.reason, exc.detail or "")
+        detail = {"reason": exc.reason, "why": exc.detail} if exc.detail else {"reason": exc.reason}
+        _audit(
+            request,
+            "passkey.registered",
+            "failure",
+            user_id=exc.user_id,
+            tenant_id=exc.tenant_id,
+            detail=detail,
+        )
         raise _registration_problem(exc) from None
+    _audit(
+        request,
+        "passkey.registered",
+        "success",
+        user_id=passkey.user_id,
+        tenant_id=passkey.tenant_id,
+        target=f"passkey:{passkey.id}",
+        detail={"aaguid": passkey.aaguid},
+    )
     return _passkey_view(passkey)
 
 
@@ -346,6 +364,9 @@ async def create_enrollment(
     if not user.active:
         raise Problem(409, "user_disabled", "User disabled", f"user {user_id!r} is disabled")
     link = await service.create_enrollment(user, created_by=principal.label)
+    await request.app.state.request_hooks.audit(
+        request, principal, "passkey.enrollment_created", target=f"user:{user.id}"
+    )
     body = {
         "url": service.enrollment_url(link.token, request.headers.get("origin")),
         "user_id": user.id,

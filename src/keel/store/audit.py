@@ -87,6 +87,8 @@ AuditAction = Literal[
     "config.deployed",
     "approval.decided",
     "rate_limit.refused",
+    "passkey.enrollment_created",
+    "passkey.registered",
 ]
 """What happened. The closed set of audit actions: an entry with any other is refused.
 
@@ -99,6 +101,8 @@ AuditAction = Literal[
 - `config.deployed`: a project configuration (agents, prompts, budgets) was deployed.
 - `approval.decided`: a human approved or rejected a pending action.
 - `rate_limit.refused`: a request was refused by a rate limit.
+- `passkey.enrollment_created`: a one-time passkey enrolment link was made for a user.
+- `passkey.registered`: a passkey was registered with an enrolment link (or refused: `failure`).
 """
 
 AUDIT_ACTIONS: tuple[AuditAction, ...] = get_args(AuditAction)
