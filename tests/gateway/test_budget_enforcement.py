@@ -212,6 +212,7 @@ async def test_concurrent_durable_runs_never_overshoot_a_tenant_budget(
         views = await asyncio.wait_for(
             asyncio.gather(*(runs.wait(s.run_id, 120) for s in submitted)), timeout=180
         )
+        assert all(v["status"] in ("succeeded", "failed") for v in views), Counter(v["status"] for v in views)
         assert runner.budget_guard is not None
         spend = await runner.budget_guard.ledger.spent("tenant", TENANT, "day", tenant_id=TENANT)
         thresholds = 0

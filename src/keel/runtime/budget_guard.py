@@ -361,11 +361,11 @@ class _Hold:
     async def close(self, *, failed: bool) -> None:
         """Settle with what the request's attempts used; release if it failed having used nothing.
 
-        A run cancelled or timed out meanwhile still settles (or releases) before it ends: the
-        ledger call is shielded and awaited to its end, then the cancellation goes on (within
-        `CLOSE_WAIT_S`; past it, the call finishes in the background, and `BudgetGuard.aclose`
-        waits for it). A ledger error is logged, not raised: the request did happen, and an
-        unsettled hold stops counting when it expires.
+        The ledger call is awaited to its end. A run cancelled or timed out meanwhile still
+        settles (or releases) before the cancellation goes on, within `CLOSE_WAIT_S`; past it,
+        the call finishes in the background (`BudgetGuard.aclose` waits for it). A ledger error
+        is logged, not raised: the request did happen, and an unsettled hold stops counting
+        when it expires.
         """
         recorder, reservation = self.recorder, self.reservation
         tokens = recorder.metered_tokens - self.tokens_before
@@ -384,9 +384,7 @@ class _Hold:
             settle = guard.ledger.settle(reservation, actual_usd=usd, actual_tokens=tokens)
             work = guard.background(settle, what)
         cancelled = await _wait_through_cancellation(work)
-        if not work.done():
-            raise asyncio.CancelledError()
-        if not release and not work.cancelled() and work.exception() is None:
+        if not release and work.done() and not work.cancelled() and work.exception() is None:
             settlement: Settlement = work.result()
             for crossing in settlement.crossed:
                 await _crossed(recorder, self.run, crossing)
@@ -398,16 +396,20 @@ CLOSE_WAIT_S = 5.0
 
 
 async def _wait_through_cancellation(work: asyncio.Future[Any]) -> bool:
-    """Wait for `work` even if this task is cancelled meanwhile (asyncio cancels once; anyio's
-    cancel scopes, which pydantic-ai uses, cancel again at every await). True if it was."""
-    cancelled = False
-    deadline = time.monotonic() + CLOSE_WAIT_S
-    while not work.done() and time.monotonic() < deadline:
+    """Wait for `work` to end; if this task is cancelled meanwhile, go on waiting, for at most
+    `CLOSE_WAIT_S` more (asyncio cancels once; anyio's cancel scopes, which pydantic-ai uses,
+    cancel again at every await). True if it was cancelled: the caller re-raises."""
+    deadline: float | None = None
+    while not work.done():
+        timeout = None if deadline is None else deadline - time.monotonic()
+        if timeout is not None and timeout <= 0:
+            break
         try:
-            await asyncio.wait({work}, timeout=max(0.0, deadline - time.monotonic()))
+            await asyncio.wait({work}, timeout=timeout)
         except asyncio.CancelledError:
-            cancelled = True
-    return cancelled
+            if deadline is None:
+                deadline = time.monotonic() + CLOSE_WAIT_S
+    return deadline is not None
 
 
 def _refused(recorder: RunRecorder, refused: BudgetExceeded) -> None:
