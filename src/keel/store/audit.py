@@ -408,6 +408,7 @@ class AuditLog(AsyncDatabase):
         self._batch_size = batch_size
         self._close_timeout = close_timeout
         self._pending: deque[dict[str, Any]] = deque()
+        self._in_flight = 0
         self._write_lock = asyncio.Lock()
         self._wake: asyncio.Event | None = None
         self._flusher: asyncio.Task[None] | None = None
@@ -436,8 +437,8 @@ class AuditLog(AsyncDatabase):
 
     @property
     def pending(self) -> int:
-        """Entries submitted and not yet written."""
-        return len(self._pending)
+        """Entries submitted and not yet written (queued, or in a write not finished yet)."""
+        return len(self._pending) + self._in_flight
 
     @property
     def dropped(self) -> int:
@@ -516,6 +517,7 @@ class AuditLog(AsyncDatabase):
             while self._pending:
                 size = min(self._batch_size, len(self._pending))
                 batch = [self._pending.popleft() for _ in range(size)]
+                self._in_flight = size
                 try:
                     await self._insert(batch)
                 except IntegrityError:
@@ -523,6 +525,8 @@ class AuditLog(AsyncDatabase):
                 except BaseException:
                     self._pending.extendleft(reversed(batch))
                     raise
+                finally:
+                    self._in_flight = 0
 
     async def _insert_one_by_one(self, batch: list[dict[str, Any]]) -> None:
         """After an integrity error (an id already written: a submitted entry submitted twice, or a
