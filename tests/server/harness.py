@@ -67,7 +67,12 @@ def free_port() -> int:
 
 
 def write_project(
-    root: Path, base_url: str, *, queue: str = "", extra_server: str = "", gateway: str = "auth: off\nanonymous: {scopes: [runs:write, runs:read, admin]}"
+    root: Path,
+    base_url: str,
+    *,
+    queue: str = "",
+    extra_server: str = "",
+    gateway: str = "auth: off\nanonymous: {scopes: [runs:write, runs:read, admin]}",
 ) -> Path:
     """The test project; `gateway` is its `gateway:` section (authentication off by default: the
     server tests are about runs; tests/gateway covers who may call)."""
