@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 
 from keel.config import load_project
 from keel.config.project import Project
-from keel.config.schema import ModelPrice
+from keel.config.schema import ModelPrice, ProjectConfig
 from keel.config.validation import BUDGETS_NEED_STORAGE, storage_issues
 from keel.errors import ConfigError, ErrorCategory, UsageError
 from keel.runtime.budget_guard import BudgetedModel, estimate_input_tokens
@@ -392,11 +392,16 @@ def test_a_loaded_project_with_budgets_and_no_storage_is_located_in_keel_yaml(tm
     (tmp_path / "agents").mkdir()
     (tmp_path / "keel.yaml").write_text(text)
     (tmp_path / "agents" / "a.yaml").write_text("name: a\nmodel: openai:gpt-4o-mini\n")
-    project = load_project(tmp_path, environ={})
+    # Loading (and so `keel check`) refuses it, naming the file, line and field.
+    with pytest.raises(ConfigError) as refused:
+        load_project(tmp_path, environ={})
+    [issue] = refused.value.issues
+    assert (issue.file, issue.line, issue.field) == ("keel.yaml", 5, "gateway.budgets.limits")
     tree, _ = parse_yaml(text, "keel.yaml")
     assert tree is not None
-    [issue] = storage_issues(project.config, flatten(tree))
-    assert (issue.file, issue.line, issue.field) == ("keel.yaml", 5, "gateway.budgets.limits")
+    config = ProjectConfig.model_validate(flatten(tree).data)
+    [again] = storage_issues(config, flatten(tree))
+    assert (again.line, again.field) == (5, "gateway.budgets.limits")
 
 
 # -- the reservation: estimate, settle, release ----------------------------------------------------

@@ -232,7 +232,7 @@ async def run_events(
     after: Annotated[int | None, Query(ge=-1, description="Resume after this event id.")] = None,
 ) -> StreamingResponse:
     """Server-sent events: `status`, `tool_started`, `tool_finished`, `model_retrying`,
-    `model_fallback` and (streaming runs) `text`. Each event's id is its position; reconnect with
+    `model_fallback`, `budget_threshold` and (streaming runs) `text`. Each event's id is its position; reconnect with
     `Last-Event-ID` to continue after it. The stream ends after the final `status` event."""
     start = after if after is not None else -1
     if last_event_id is not None:

@@ -149,7 +149,7 @@ class BudgetConfig(_Strict):
     )
     unit: Literal["usd", "tokens"]
     period: Literal["day", "month", "run"]
-    limit: str | int = Field(description='USD as a string or number ("50", 0.25), or a token count.')
+    limit: str | int | float = Field(description='USD as a string or number ("50", 0.25), or a token count.')
     soft_threshold: Annotated[float | None, Field(gt=0, lt=1)] = Field(
         default=None, description="Fraction of the limit at which a budget_threshold event is emitted."
     )
@@ -161,7 +161,7 @@ class BudgetConfig(_Strict):
         if self.scope == "run" and self.id is not None:
             raise ValueError("a run budget applies to every run: it takes no id")
         if self.unit == "tokens":
-            if isinstance(self.limit, str) or self.limit < 1:
+            if not isinstance(self.limit, int) or self.limit < 1:
                 raise ValueError("a token budget's limit is a whole number of tokens, at least 1")
         else:
             try:

@@ -20,7 +20,7 @@ from keel.config.merge import merge_layers
 from keel.config.project import AgentSpec, Project
 from keel.config.schema import ModelConfig, ProjectConfig
 from keel.config.tools import Importer, python_path
-from keel.config.validation import pydantic_issues
+from keel.config.validation import pydantic_issues, storage_issues
 from keel.config.yaml_source import Flat, YEntry, YMap, YNode, flatten, issue_at, parse_yaml, with_prefix
 from keel.errors import ConfigError, ConfigIssue
 
@@ -141,6 +141,7 @@ class _Loading:
             if not any(p.loc[:1] == ("python_path",) for p in problems):
                 self.python_path_setting = _python_path_setting(doc.data)
             return None, defaults, ctx
+        self.issues += storage_issues(config, doc)  # settings that need storage while it is off
         ctx.named_models = dict(config.models)
         self.python_path_setting = list(config.python_path)
         return config, defaults, ctx

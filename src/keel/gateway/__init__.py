@@ -3,8 +3,7 @@
 - `keel.gateway.keys`: API keys: their format, how their secret is hashed and checked, the closed
   set of scopes, expiry. Storage is `keel.store.keys.KeyStore`.
 - `keel.gateway.budgets`: hard budgets in USD and tokens per run, user, tenant and agent, per day,
-  month or run, and `BudgetExceeded`. Enforcement is `keel.store.ledger.BudgetLedger` (not yet
-  called by the run loop).
+  month or run, and `BudgetExceeded`. Enforcement is `keel.store.ledger.BudgetLedger` (called by the run loop, `keel.runtime.budget_guard`).
 
 See docs/gateway.md.
 """
