@@ -95,7 +95,8 @@ def create_app(
     app.state.durable = durable
     app.state.gateway = the_gateway
     app.state.request_hooks = the_hooks
-    if durable is not None and isinstance(the_hooks, ServerHooks):
+    if durable is not None and isinstance(the_hooks, ServerHooks) and the_hooks.limiter is not None:
+        # Only with rate limits: each hook costs every run a checkpointed step.
         durable.on_ended.append(the_hooks.run_ended)
 
     @app.get("/livez", tags=["health"], dependencies=[PUBLIC])

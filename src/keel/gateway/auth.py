@@ -17,6 +17,7 @@ import hashlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from keel.config.gateway import GatewayConfig
@@ -212,8 +213,6 @@ def principal_of_key(record: ApiKeyRecord) -> Principal:
 def _expired(record: ApiKeyRecord) -> bool:
     if record.expires_at is None:
         return False
-    from datetime import UTC, datetime
-
     return record.expires_at <= datetime.now(UTC)
 
 
