@@ -35,11 +35,13 @@ Budget tables (revision 0004), see `keel.gateway.budgets` and `keel.store.ledger
   a hash of (tenant, scope kind, scope id, period, window start). Every reservation and
   settlement on a counter locks its row first (PostgreSQL) or holds the database write lock
   (SQLite), which is what makes concurrent reservations unable to overshoot.
-- `budget_holds`: one row per (reservation, counter): the estimate held, whether the hold is
-  still `open` (then `settled` or `released`) and when it expires. The partial index on open
-  holds serves "what do open reservations hold on this counter".
+- `budget_holds`: one row per (hold, counter): the room held, whether the hold is still `open`
+  (then `settled` or `released`) and when it expires. Since revision 0008 a hold is a process's
+  lease (`owner`: which ledger), whose room it hands out to its requests. The partial index on
+  open holds serves "what do open holds hold on this counter".
 - `budget_entries`: the append-only spend ledger: one row per reserve, settle or release, with
-  the tenant, run, amounts and the budgets involved, for audit.
+  the tenant, run, amounts and the budgets involved, for audit; at most one reserve and one
+  settle or release per reservation (partial unique indexes, 0008).
 
 Audit table (revision 0005), see `keel.store.audit` and docs/audit-log.md:
 - `audit_log`: one row per security-relevant action (sign-ins, denials, key and budget changes,
@@ -296,6 +298,8 @@ budget_counters = Table(
 )
 
 OPEN_BUDGET_HOLD = text("state = 'open'")
+RESERVE_ENTRY = text("kind = 'reserve'")
+CLOSING_ENTRY = text("kind IN ('settle', 'release')")
 
 budget_holds = Table(
     "budget_holds",
@@ -306,6 +310,7 @@ budget_holds = Table(
     Column("tokens", BigInteger(), nullable=False),
     Column("state", String(SHORT_LENGTH), nullable=False),
     Column("expires_at", UtcDateTime(), nullable=False),
+    Column("owner", String(NAME_LENGTH), nullable=True),  # the ledger holding a lease (0008)
     PrimaryKeyConstraint("reservation_id", "counter_key"),
     Index(
         "ix_budget_holds_open_counter_key_expires_at",
@@ -330,6 +335,21 @@ budget_entries = Table(
     Column("budgets", JsonDocument, nullable=False),
     Index("ix_budget_entries_tenant_id_recorded_at", "tenant_id", "recorded_at"),
     Index("ix_budget_entries_reservation_id", "reservation_id"),
+    # One reserve entry, and at most one settle or release entry, per reservation (0008).
+    Index(
+        "ux_budget_entries_reserve",
+        "reservation_id",
+        unique=True,
+        sqlite_where=RESERVE_ENTRY,
+        postgresql_where=RESERVE_ENTRY,
+    ),
+    Index(
+        "ux_budget_entries_close",
+        "reservation_id",
+        unique=True,
+        sqlite_where=CLOSING_ENTRY,
+        postgresql_where=CLOSING_ENTRY,
+    ),
 )
 
 audit_log = Table(
