@@ -460,5 +460,10 @@ def test_union_field_with_a_wrong_key_names_the_key(project: ProjectDir) -> None
     project.keel().agent("a", "model: fast\ninstructions:\n  path: prompts/a.md\n")
     assert project.issues() == [
         ConfigIssue("agents/a.yaml", 2, "instructions.file", "missing required field"),
-        ConfigIssue("agents/a.yaml", 3, "instructions.path", "unknown key 'path' (known keys: file)"),
+        ConfigIssue(
+            "agents/a.yaml",
+            3,
+            "instructions.path",
+            "unknown key 'path' (known keys: file, label, prompt, variables)",
+        ),
     ]

@@ -19,8 +19,8 @@ from pydantic import ValidationError
 from keel.config.files import ReadProblem, project_file, read_text
 from keel.config.json_schemas import resolve_schema
 from keel.config.model_refs import resolve_chain
-from keel.config.project import AgentSpec, ResolvedModel, ResolvedTool
-from keel.config.schema import AgentConfig, FileRef, ModelConfig, ToolConfig
+from keel.config.project import AgentSpec, PromptBinding, ResolvedModel, ResolvedTool
+from keel.config.schema import AgentConfig, FileRef, ModelConfig, PromptRef, ToolConfig
 from keel.config.tools import Importer, resolve_tools
 from keel.config.validation import pydantic_issues
 from keel.config.yaml_source import Flat, Loc, YMap, flatten
@@ -38,6 +38,8 @@ class ProjectContext:
     broken_models: frozenset[str] = frozenset()
     """Models named in keel.yaml that are invalid there (reported once, in keel.yaml)."""
     importer: Importer | None = None
+    deploy_label: str = "production"
+    """The label agents follow when their `instructions: {prompt: ...}` names none."""
     project_unreadable: bool = False
     """keel.yaml could not be read: its models and defaults are unknown, so checks that depend on
     them (named models, required fields a default may provide) are skipped instead of misleading."""
@@ -67,9 +69,18 @@ def build_agent(
         return not any(bad[: len(loc)] == loc for bad in error_locs)
 
     data: dict[str, Any] = doc.data
-    instructions = (
-        _instructions(data.get("instructions", ""), doc, ctx.root) if clean("instructions") else None
-    )
+    binding: PromptBinding | None = None
+    instructions: str | ConfigIssue | None = None
+    if clean("instructions"):
+        raw = data.get("instructions", "")
+        if isinstance(raw, dict) and "prompt" in raw:
+            found = _prompt_binding(raw, doc, ctx)
+            if isinstance(found, ConfigIssue):
+                instructions = found
+            else:
+                binding, instructions = found, found.source.content.template
+        else:
+            instructions = _instructions(raw, doc, ctx.root)
     if isinstance(instructions, ConfigIssue):
         issues.append(instructions)
     schemas: dict[str, dict[str, Any] | None] = {}
@@ -102,6 +113,7 @@ def build_agent(
         input_schema=schemas.get("input_schema"),
         output_schema=schemas.get("output_schema"),
         config_hash=config_hash(config, instructions, schemas, tools, (model, *fallback_models)),
+        prompt=binding,
     )
     return spec, []
 
@@ -137,6 +149,34 @@ def _instructions(value: Any, doc: Flat, root: Path) -> str | ConfigIssue:
     if isinstance(text, ReadProblem):
         return doc.issue(loc, text.message)
     return text
+
+
+def _prompt_binding(value: dict[str, Any], doc: Flat, ctx: ProjectContext) -> PromptBinding | ConfigIssue:
+    """`instructions: {prompt: NAME}`: the prompt's file must exist and accept the given variables."""
+    from keel.prompts.errors import PromptError
+    from keel.prompts.source import PROMPTS_DIR, read_prompt
+
+    ref = PromptRef.model_validate(value)
+    rel = f"{PROMPTS_DIR}/{ref.prompt}.md"
+    if not (ctx.root / rel).is_file():
+        return doc.issue(("instructions", "prompt"), f"no prompt file {rel} for prompt '{ref.prompt}'")
+    source = read_prompt(ctx.root, rel)
+    if isinstance(source, list):
+        problems = "; ".join(str(issue) for issue in source)
+        return doc.issue(("instructions", "prompt"), f"prompt '{ref.prompt}' has problems: {problems}")
+    declared = source.content.variables
+    unknown = [name for name in ref.variables if name not in declared]
+    if unknown:
+        message = (
+            f"variables {', '.join(repr(n) for n in unknown)} are not declared by prompt '{ref.prompt}' "
+            f"({rel} declares {', '.join(repr(n) for n in declared) or 'none'})"
+        )
+        return doc.issue(("instructions", "variables"), message)
+    try:
+        source.content.template_object()
+    except PromptError as exc:  # pragma: no cover - read_prompt checked it
+        return doc.issue(("instructions", "prompt"), exc.message)
+    return PromptBinding(ref.prompt, ref.label or ctx.deploy_label, dict(ref.variables), source)
 
 
 def _tool_configs(raw: Any) -> list[tuple[int, ToolConfig]]:

@@ -143,6 +143,7 @@ class _Loading:
             return None, defaults, ctx
         self.issues += storage_issues(config, doc)  # settings that need storage while it is off
         ctx.named_models = dict(config.models)
+        ctx.deploy_label = config.prompts.deploy_label
         self.python_path_setting = list(config.python_path)
         return config, defaults, ctx
 

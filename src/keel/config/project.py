@@ -9,9 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keel.config.schema import AgentConfig, ModelPrice, ProjectConfig, ProviderName, ToolConfig
+
+if TYPE_CHECKING:
+    from keel.prompts.source import PromptSource
 
 # Environment variable that holds the API key when a model is referenced as `provider:model`.
 DEFAULT_KEY_ENV: Mapping[str, str | None] = {
@@ -48,6 +51,17 @@ class ResolvedTool:
 
 
 @dataclass(frozen=True)
+class PromptBinding:
+    """An agent's instructions from the prompt registry: which prompt and label, its variables,
+    and the prompt's file in the project (used when the registry has no such label)."""
+
+    name: str
+    label: str
+    variables: Mapping[str, Any]
+    source: PromptSource
+
+
+@dataclass(frozen=True)
 class AgentSpec:
     """One agent, ready to run."""
 
@@ -60,6 +74,7 @@ class AgentSpec:
     input_schema: dict[str, Any] | None = None
     output_schema: dict[str, Any] | None = None
     config_hash: str = ""
+    prompt: PromptBinding | None = None
 
     @property
     def name(self) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from keel.config.gateway import GatewayConfig
 from keel.gateway.keys import Scope
@@ -128,6 +128,44 @@ class FileRef(_Strict):
     file: Annotated[str, Field(min_length=1)]
 
 
+class PromptRef(_Strict):
+    """Instructions from the prompt registry: the version a label points at, rendered per run."""
+
+    prompt: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")] = Field(
+        description="The prompt's name: prompts/<name>.md in the project."
+    )
+    label: Annotated[str | None, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")] = Field(
+        default=None, description="The label to follow; default: prompts.deploy_label (production)."
+    )
+    variables: dict[str, Any] = Field(
+        default={}, description="Values of the prompt's variables for this agent (a run's own values win)."
+    )
+
+
+class PromptsConfig(_Strict):
+    """The prompt registry and releases (`keel deploy`, `keel rollback`)."""
+
+    deploy_label: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")] = Field(
+        default="production",
+        description="The label `keel deploy` and `keel rollback` move, and agents follow by default.",
+    )
+    protected_labels: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]] = Field(
+        default=["production"],
+        description="Labels only callers with the prompts:deploy scope may move.",
+    )
+    refresh_interval: Annotated[float, Field(gt=0, le=60)] = Field(
+        default=1.0,
+        description="Seconds between a server's checks for a new live release and for label moves.",
+    )
+
+
+def _instructions_kind(value: Any) -> str:
+    """`{prompt: ...}` is a PromptRef, any other mapping a FileRef (so errors name one of them)."""
+    if isinstance(value, PromptRef) or (isinstance(value, dict) and "prompt" in value):
+        return "PromptRef"
+    return "FileRef"
+
+
 JsonSchema = dict[str, Any]
 
 
@@ -185,7 +223,13 @@ class AgentConfig(_Strict):
     description: str = ""
     model: Annotated[str, Field(min_length=1, description="A named model from keel.yaml, or provider:model.")]
     fallback_models: list[str] = []
-    instructions: str | FileRef = ""
+    instructions: (
+        str
+        | Annotated[
+            Annotated[FileRef, Tag("FileRef")] | Annotated[PromptRef, Tag("PromptRef")],
+            Discriminator(_instructions_kind),
+        ]
+    ) = ""
     tools: list[ToolConfig] = []
     input_schema: JsonSchema | FileRef | None = None
     output_schema: JsonSchema | FileRef | None = None
@@ -353,3 +397,4 @@ class ProjectConfig(_Strict):
     tracing: TracingConfig = TracingConfig()
     server: ServerConfig = ServerConfig()
     gateway: GatewayConfig = GatewayConfig()
+    prompts: PromptsConfig = PromptsConfig()

@@ -37,6 +37,7 @@ def run_record(result: RunResult) -> RunRecord:
         tools_called=tuple(call.name for call in result.tool_calls),
         tool_failures=tuple(call.name for call in result.tool_calls if call.status in ("error", "timeout")),
         prompt_version=result.prompt_version,
+        release=result.release,
         session_id=result.session_id,
         user_id=result.user_id,
         tenant_id=result.tenant_id,

@@ -88,6 +88,7 @@ class RunResult:
     tags: tuple[str, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
     prompt_version: str | None = None
+    release: int | None = None
     trace_id: str | None = None
 
     @property

@@ -34,8 +34,10 @@ from pydantic_ai.usage import UsageLimits
 
 from keel.config.project import AgentSpec, Project, ResolvedModel
 from keel.config.validation import storage_issues
-from keel.errors import BadInput, ConfigError, ErrorCategory
+from keel.errors import BadInput, ConfigError, ErrorCategory, UsageError
 from keel.pricing import Pricer
+from keel.prompts.registry import PromptRegistry
+from keel.prompts.resolve import PromptResolver, ResolvedPrompt
 from keel.runtime.budget_guard import BudgetedModel, BudgetGuard
 from keel.runtime.events import EventHandler, TextDelta
 from keel.runtime.history import run_record
@@ -72,16 +74,25 @@ class Runner:
     ) -> None:
         """`database_url` overrides the project's storage URL (and KEEL_DATABASE_URL)."""
         self.project = project
+        # The live release (None: the project's files) and every project this runner has run: runs
+        # accepted on one release finish on it, even after another became live.
+        self.release: int | None = None
+        self._projects: dict[int | None, Project] = {None: project}
         env = os.environ if environ is None else environ
         self._own_factory = ModelFactory(environ) if model_factory is None else None
         self._model_factory: Callable[[ResolvedModel], Model] = model_factory or self._own_factory  # type: ignore[assignment]
-        self._compiled: dict[tuple[str, bool, bool], CompiledAgent] = {}
+        self._compiled: dict[tuple[int | None, str, bool, bool], CompiledAgent] = {}
         self.pricer = Pricer()
         storage = project.config.storage
         self.database_url: str | None = None
         if storage.enabled:
             self.database_url = database_url or resolve_database_url(storage.url, project.root, env)
         self.writer: RecordWriter | None = None
+        self.prompts = PromptResolver(
+            PromptRegistry(self.database_url, label_ttl=project.config.prompts.refresh_interval)
+            if self.database_url is not None
+            else None
+        )
         issues = storage_issues(project.config)
         if issues:
             raise ConfigError(issues)
@@ -136,6 +147,8 @@ class Runner:
             await asyncio.to_thread(writer.close, within)
         if self.budget_guard is not None:
             await self.budget_guard.aclose()
+        if self.prompts.registry is not None:
+            await self.prompts.registry.close()
         if self._own_factory is not None:
             await self._own_factory.aclose()
 
@@ -146,16 +159,33 @@ class Runner:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    def compiled(self, name: str, *, durable: bool = False, stream: bool = False) -> CompiledAgent:
+    def use_release(self, release: int | None, project: Project) -> None:
+        """Make `project` (release `release`) the live one: new runs use it, runs in flight keep theirs."""
+        self._projects[release] = project
+        self.project, self.release = project, release
+
+    def add_release(self, release: int | None, project: Project) -> None:
+        """Know `project` as release `release` without making it live (runs accepted on it)."""
+        self._projects.setdefault(release, project)
+
+    def project_for(self, release: int | None) -> Project | None:
+        return self._projects.get(release)
+
+    def compiled(
+        self, name: str, *, durable: bool = False, stream: bool = False, release: int | str | None = "live"
+    ) -> CompiledAgent:
         """The agent `name`, compiled once. `durable` variants checkpoint every model request and
         tool call when run inside a DBOS workflow (see `keel.durable`); streaming ones deliver
-        text deltas from inside the model step."""
-        key = (name, durable, durable and stream)
+        text deltas from inside the model step. `release` picks a known release (default the live one)."""
+        number = self.release if release == "live" else release
+        assert not isinstance(number, str)
+        key = (number, name, durable, durable and stream)
         compiled = self._compiled.get(key)
         if compiled is None:
-            compiled = self._compiled[key] = self._compile(
-                self.project.agent(name), durable, durable and stream
-            )
+            project = self._projects.get(number)
+            if project is None:
+                raise UsageError(f"release {number} is not loaded in this process")
+            compiled = self._compiled[key] = self._compile(project.agent(name), durable, durable and stream)
         return compiled
 
     def _compile(self, spec: AgentSpec, durable: bool = False, stream: bool = False) -> CompiledAgent:
@@ -192,11 +222,14 @@ class Runner:
             from keel.durable.replay import durable_capabilities  # imports DBOS: only when durable
 
             capabilities = durable_capabilities(spec.name, stream=stream)
+        instructions: Any = spec.instructions or None
+        if spec.prompt is not None:  # from the registry: rendered per run, carried by the deps
+            instructions = _registry_instructions
         agent: Agent[RunDeps, Any] = Agent(
             model,
             capabilities=capabilities or None,
             output_type=output_type,
-            instructions=spec.instructions or None,
+            instructions=instructions,
             deps_type=RunDeps,
             name=spec.name,
             tools=build_tools(spec.tools, cfg.timeouts.tool_call),
@@ -236,19 +269,38 @@ class Runner:
         tags: tuple[str, ...] | list[str] = (),
         metadata: Mapping[str, Any] | None = None,
         durable_start: datetime | None = None,
+        release: int | str | None = "live",
+        prompt: ResolvedPrompt | None = None,
+        variables: Mapping[str, Any] | None = None,
     ) -> RunResult:
         """Run `agent` on `input` and return its result. Raises only for developer mistakes.
 
         `durable_start` is for `keel.durable` only: the run executes inside a DBOS workflow
         (checkpointed model requests and tool calls) and started at that recorded time, so a
         resumed run keeps its original timeout budget.
+
+        `release` is the release to run on (default the live one); `prompt` the prompt already
+        resolved for this run (durable runs resolve when accepted), else it is resolved here, with
+        `variables` (BadInput when they do not fit the prompt).
         """
         if not self._started:
             await self.start()
         durable = durable_start is not None
-        compiled = self.compiled(agent, durable=durable, stream=stream)
+        number = self.release if release == "live" else release
+        assert not isinstance(number, str)
+        compiled = self.compiled(agent, durable=durable, stream=stream, release=number)
         spec = compiled.spec
         run_id = run_id or uuid.uuid4().hex
+        if prompt is None and (spec.prompt is not None or variables):
+            prompt = await self.resolve_prompt(
+                agent,
+                run_id=run_id,
+                tenant_id=tenant_id,
+                user_id=user_id,
+                session_id=session_id,
+                variables=variables,
+                release=number,
+            )
         run_timeout = spec.config.timeouts.run
         started_at = durable_start or datetime.now(UTC)
         if run_timeout is not None and durable:
@@ -269,6 +321,7 @@ class Runner:
             dict(metadata or {}),
             tenant_id=tenant_id,
             principal=agent_principal(spec.name, spec.config.identity.scopes, tenant_id),
+            instructions=prompt.text if prompt is not None else None,
         )
         status, output, error = RunStatus.SUCCEEDED, None, None
         interrupted: BaseException | None = None
@@ -287,9 +340,16 @@ class Runner:
                     recorder.budget = self.budget_guard.for_run(
                         run_id=run_id, agent=spec.name, tenant_id=tenant_id, user_id=user_id
                     )
-                prompt = _prompt(compiled, input)
+                user_prompt = _prompt(compiled, input)
                 output = await self._execute(
-                    compiled, prompt, deps, recorder, stream and not durable, run_timeout, cancel
+                    compiled,
+                    user_prompt,
+                    deps,
+                    recorder,
+                    stream and not durable,
+                    run_timeout,
+                    cancel,
+                    prompt.model_settings if prompt is not None else None,
                 )
             except _RunTimedOut:
                 status, error = (
@@ -341,6 +401,8 @@ class Runner:
                 tags=tuple(tags),
                 metadata=dict(metadata or {}),
                 trace_id=span.trace_id,
+                prompt_version=prompt.ref if prompt is not None else None,
+                release=number,
             )
             span.finish(
                 status.value,
@@ -364,6 +426,36 @@ class Runner:
         queued run: bad input is refused at once, not after waiting in the queue)."""
         _prompt(self.compiled(agent), input)
 
+    async def resolve_prompt(
+        self,
+        agent: str,
+        *,
+        run_id: str,
+        tenant_id: str | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        variables: Mapping[str, Any] | None = None,
+        release: int | str | None = "live",
+    ) -> ResolvedPrompt | None:
+        """The prompt a run of `agent` gets now (None for plain instructions); BadInput when the
+        variables do not fit it (see `keel.prompts.resolve`)."""
+        from keel.prompts.errors import VariableError
+
+        number = self.release if release == "live" else release
+        assert not isinstance(number, str)
+        project = self._projects.get(number, self.project)
+        try:
+            return await self.prompts.resolve(
+                project.agent(agent),
+                run_id=run_id,
+                tenant_id=tenant_id,
+                user_id=user_id,
+                session_id=session_id,
+                variables=variables,
+            )
+        except VariableError as exc:
+            raise BadInput(exc.message) from None
+
     def record(self, result: RunResult) -> None:
         """Store `result` in the run history (background writer; a no-op without storage)."""
         if self.writer is not None:
@@ -378,10 +470,15 @@ class Runner:
         stream: bool,
         run_timeout: float | None,
         cancel: asyncio.Event | None,
+        model_settings: Mapping[str, Any] | None = None,
     ) -> Any:
         handler = _stream_handler(recorder) if stream else None
         work = compiled.agent.run(
-            prompt, deps=deps, usage_limits=compiled.usage_limits, event_stream_handler=handler
+            prompt,
+            deps=deps,
+            usage_limits=compiled.usage_limits,
+            event_stream_handler=handler,
+            model_settings=ModelSettings(**model_settings) if model_settings else None,  # type: ignore[typeddict-item]
         )
         timer = asyncio.timeout(run_timeout)
         try:
@@ -395,6 +492,10 @@ class Runner:
                 raise _RunTimedOut() from None
             raise
         return result.output
+
+
+def _registry_instructions(ctx: RunContext[RunDeps]) -> str:
+    return ctx.deps.instructions or ""
 
 
 class RunInterrupted(BaseException):

@@ -51,6 +51,8 @@ class RunDeps:
     # The agent's own identity (agent config `identity`): tools act as the agent, with its scopes,
     # on behalf of `user_id`, never with that user's rights.
     principal: Principal | None = None
+    # The run's instructions when they come from the prompt registry (rendered for this run).
+    instructions: str | None = None
 
     def idempotency_key(self, ctx: RunContext[Any]) -> str:
         """A key unique to this tool call in this run, for deduplicating external side effects."""

@@ -53,6 +53,7 @@ class RunRecord:
     tool_failures: tuple[str, ...] = ()  # names of tools whose calls failed (one entry per failed call)
     tools_called: tuple[str, ...] = ()  # names of tools called (one entry per call)
     prompt_version: str | None = None
+    release: int | None = None  # the release the run ran on (None: the project's files)
     session_id: str | None = None
     user_id: str | None = None
     tenant_id: str | None = None

@@ -140,6 +140,7 @@ runs = Table(
     Column("tools_called", JsonDocument, nullable=False),
     Column("tool_failures", JsonDocument, nullable=False),
     Column("prompt_version", String(NAME_LENGTH), nullable=True),
+    Column("release", Integer(), nullable=True),
     Column("session_id", String(NAME_LENGTH), nullable=True),
     Column("user_id", String(NAME_LENGTH), nullable=True),
     Column("tenant_id", String(NAME_LENGTH), nullable=True),
@@ -527,4 +528,119 @@ passkey_enrollments = Table(
     Column("created_by", String(NAME_LENGTH), nullable=True),
     UniqueConstraint("token_hash"),
     Index("ix_passkey_enrollments_tenant_id_user_id", "tenant_id", "user_id"),
+)
+
+# Prompt registry and releases (revision 0009), see `keel.prompts.registry`, `keel.releases.store`
+# and docs/prompts.md. `tenant_id` is PROJECT_TENANT ("*") for what `keel deploy` pushed from the
+# project's files (every tenant sees it), or the tenant that made the row through the API. Every
+# table but `prompt_labels` is immutable: triggers from migration 0009 (not part of this metadata)
+# make the database refuse UPDATE and DELETE.
+# - `prompt_versions`: one immutable version of a prompt: semantic version (also split into
+#   numbers, for ordering), content hash, template, declared variables, model settings, owner,
+#   author, message and where it came from (`file:prompts/x.md`, `api`, `cli`).
+# - `prompt_labels`: the movable pointers (`production`, `staging`, ...): a rollout (one version,
+#   or several with weights for a canary) and what keeps a caller on one version (`sticky`).
+# - `prompt_label_moves`: every move of a label, with the rollout before it, who and why.
+# - `prompt_links`: links from a version to what evaluated it (evaluation runs).
+# - `release_files`: file contents by SHA-256, shared by every release that holds them.
+# - `releases`: numbered, content-addressed releases of the project's configuration: the manifest
+#   (path -> SHA-256) and the prompt versions it deployed.
+# - `release_activations`: which release became live, when, by whom and why (deploy, rollback);
+#   the live release is the latest activation.
+VERSION_LENGTH = 64
+HASH_LENGTH = 64
+
+prompt_versions = Table(
+    "prompt_versions",
+    metadata,
+    Column("id", String(ID_LENGTH), primary_key=True),
+    Column("tenant_id", String(NAME_LENGTH), nullable=False),
+    Column("name", String(NAME_LENGTH), nullable=False),
+    Column("version", String(VERSION_LENGTH), nullable=False),
+    Column("major", Integer(), nullable=False),
+    Column("minor", Integer(), nullable=False),
+    Column("patch", Integer(), nullable=False),
+    Column("content_hash", String(HASH_LENGTH), nullable=False),
+    Column("template", Text(), nullable=False),
+    Column("variables", JsonDocument, nullable=False),
+    Column("model_settings", JsonDocument, nullable=False),
+    Column("owner", String(NAME_LENGTH), nullable=True),
+    Column("author", String(NAME_LENGTH), nullable=False),
+    Column("message", Text(), nullable=True),
+    Column("source", String(NAME_LENGTH), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("tenant_id", "name", "version"),
+    Index("ix_prompt_versions_tenant_id_name_created_at", "tenant_id", "name", "created_at"),
+)
+
+prompt_labels = Table(
+    "prompt_labels",
+    metadata,
+    Column("tenant_id", String(NAME_LENGTH), nullable=False),
+    Column("name", String(NAME_LENGTH), nullable=False),
+    Column("label", String(VERSION_LENGTH), nullable=False),
+    Column("rollout", JsonDocument, nullable=False),
+    Column("sticky", String(SHORT_LENGTH), nullable=False),
+    Column("moved_at", UtcDateTime(), nullable=False),
+    Column("moved_by", String(NAME_LENGTH), nullable=False),
+    PrimaryKeyConstraint("tenant_id", "name", "label"),
+)
+
+prompt_label_moves = Table(
+    "prompt_label_moves",
+    metadata,
+    Column("id", String(ID_LENGTH), primary_key=True),
+    Column("tenant_id", String(NAME_LENGTH), nullable=False),
+    Column("name", String(NAME_LENGTH), nullable=False),
+    Column("label", String(VERSION_LENGTH), nullable=False),
+    Column("rollout", JsonDocument, nullable=False),
+    Column("previous", JsonDocument, nullable=True),
+    Column("sticky", String(SHORT_LENGTH), nullable=False),
+    Column("moved_at", UtcDateTime(), nullable=False),
+    Column("moved_by", String(NAME_LENGTH), nullable=False),
+    Column("reason", Text(), nullable=True),
+    Index("ix_prompt_label_moves_tenant_id_name_moved_at", "tenant_id", "name", "moved_at"),
+)
+
+prompt_links = Table(
+    "prompt_links",
+    metadata,
+    Column("id", String(ID_LENGTH), primary_key=True),
+    Column("version_id", String(ID_LENGTH), ForeignKey("prompt_versions.id"), nullable=False),
+    Column("kind", String(SHORT_LENGTH), nullable=False),
+    Column("ref", String(NAME_LENGTH), nullable=False),
+    Column("detail", JsonDocument, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("created_by", String(NAME_LENGTH), nullable=False),
+    Index("ix_prompt_links_version_id", "version_id"),
+)
+
+release_files = Table(
+    "release_files",
+    metadata,
+    Column("hash", String(HASH_LENGTH), primary_key=True),
+    Column("content", LargeBinary(), nullable=False),
+)
+
+releases = Table(
+    "releases",
+    metadata,
+    Column("number", Integer(), primary_key=True, autoincrement=False),
+    Column("content_hash", String(HASH_LENGTH), nullable=False),
+    Column("manifest", JsonDocument, nullable=False),
+    Column("prompts", JsonDocument, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("author", String(NAME_LENGTH), nullable=False),
+    Column("message", Text(), nullable=True),
+    Index("ix_releases_content_hash", "content_hash"),
+)
+
+release_activations = Table(
+    "release_activations",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=False),
+    Column("number", Integer(), ForeignKey("releases.number"), nullable=False),
+    Column("activated_at", UtcDateTime(), nullable=False),
+    Column("activated_by", String(NAME_LENGTH), nullable=False),
+    Column("reason", String(SHORT_LENGTH), nullable=False),
 )

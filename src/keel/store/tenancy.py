@@ -21,6 +21,11 @@ the tenant mandatory, only this module and the query signatures change. Ownershi
 - `users`, `user_sessions`, `oauth_clients`, `oauth_codes`, `oauth_refresh_tokens`,
   `oauth_revoked_tokens`: their own `tenant_id` column (the user's, or the client's, tenant).
   `oauth_signing_keys` is server-wide (one issuer signs for every tenant): it has no rule here.
+- `prompt_versions`, `prompt_labels`, `prompt_label_moves`: their own `tenant_id` column; a
+  tenant also sees the project's rows (`PROJECT_TENANT`, what `keel deploy` pushed), which it may
+  read but not change. `prompt_links`: the version they link.
+  `releases`, `release_files`, `release_activations` are project-wide (operators deploy them): no
+  rule here, and only admins reach them.
 A table not listed here is refused, so a new table cannot be queried unscoped by accident.
 """
 
@@ -44,6 +49,10 @@ from keel.store.tables import (
     oauth_revoked_tokens,
     passkey_enrollments,
     passkeys,
+    prompt_label_moves,
+    prompt_labels,
+    prompt_links,
+    prompt_versions,
     runs,
     spans,
     user_sessions,
@@ -63,6 +72,11 @@ _IDENTITY_TABLES = (
 )
 # Passkeys (keel.store.passkeys): their own tenant_id column too.
 _PASSKEY_TABLES = (passkeys, passkey_enrollments, webauthn_challenges)
+
+# The prompt registry (keel.prompts.registry): a tenant's own rows and the project's.
+_PROMPT_TABLES = (prompt_versions, prompt_labels, prompt_label_moves)
+PROJECT_TENANT = "*"
+"""The tenant of what is deployed from the project's files: shared by every tenant, read-only to them."""
 
 SelectT = TypeVar("SelectT", bound=Select[Any])
 
@@ -85,6 +99,12 @@ def tenant_condition(table: Table, tenant_id: str) -> ColumnElement[bool]:
         )
     if any(table is owner for owner in _PASSKEY_TABLES):
         return table.c.tenant_id == tenant_id
+    if any(table is owner for owner in _PROMPT_TABLES):
+        return table.c.tenant_id.in_((tenant_id, PROJECT_TENANT))
+    if table is prompt_links:
+        return table.c.version_id.in_(
+            select(prompt_versions.c.id).where(prompt_versions.c.tenant_id.in_((tenant_id, PROJECT_TENANT)))
+        )
     raise ValueError(f"table {table.name!r} has no tenant rule in keel.store.tenancy")
 
 
