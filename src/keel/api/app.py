@@ -21,6 +21,8 @@ from keel.api.audit import router as audit_router
 from keel.api.hooks import ServerHooks
 from keel.api.keys import router as keys_router
 from keel.api.problems import Problem
+from keel.api.prompts import releases_router
+from keel.api.prompts import router as prompts_router
 from keel.api.routers import extra_routers
 from keel.api.runs import router as runs_router
 from keel.api.runs import user_of
@@ -30,6 +32,7 @@ from keel.durable.service import DurableRuns, Role
 from keel.errors import ErrorCategory, UsageError
 from keel.gateway.auth import Gateway, gateway_for
 from keel.gateway.principal import Principal
+from keel.releases.live import FileWatcher, ReleaseFollower
 from keel.runtime.runner import Runner
 
 log = logging.getLogger("keel.api")
@@ -45,6 +48,17 @@ class RunRequest(BaseModel):
     session_id: Annotated[str | None, Field(max_length=200)] = None
     user_id: Annotated[str | None, Field(max_length=200)] = None
     metadata: dict[str, Any] = {}
+    variables: Annotated[
+        dict[str, Any], Field(description="Values of the agent's prompt variables (registry prompts).")
+    ] = {}
+
+
+def _follower(runner: Runner, reload: bool) -> ReleaseFollower | FileWatcher | None:
+    if reload:
+        return FileWatcher(runner)
+    if runner.database_url is None:
+        return None
+    return ReleaseFollower(runner, interval=runner.project.config.prompts.refresh_interval)
 
 
 def create_app(
@@ -55,7 +69,10 @@ def create_app(
     worker_id: str | None = None,
     gateway: Gateway | None = None,
     hooks: RequestHooks | None = None,
+    reload: bool = False,
 ) -> FastAPI:
+    """The app for `project`. With storage, it follows the live release (`keel deploy`,
+    `keel rollback`); with `reload`, the project's files instead, reloaded when they change."""
     own_runner = runner is None
     the_runner = runner or Runner(project)
     durable = DurableRuns(the_runner, role=role, worker_id=worker_id) if the_runner.database_url else None
@@ -71,11 +88,19 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await the_runner.start()  # migrations and the history writer, before the first request
+        follower = _follower(the_runner, reload)
+        if follower is not None:
+            if durable is not None:
+                durable.releases = follower if isinstance(follower, ReleaseFollower) else None
+                follower.on_switch.append(durable.register_queues)
+            await follower.start()  # on the live release before the queues start
         if durable is not None:
             await durable.start()
         try:
             yield
         finally:
+            if follower is not None:
+                await follower.stop()
             if durable is not None:
                 await durable.stop()
             if own_runner:
@@ -108,7 +133,11 @@ def create_app(
         """Ready to serve, with the history writer's counters: records waiting for the database,
         dropped because the buffer overflowed, and whether the database currently answers."""
         runner: Runner = request.app.state.runner
-        body: dict[str, Any] = {"status": "ok", "agents": len(project.agents)}
+        body: dict[str, Any] = {
+            "status": "ok",
+            "agents": len(runner.project.agents),
+            "release": runner.release,
+        }
         if runner.writer is not None:
             stats = runner.writer.stats()
             body["storage"] = {
@@ -130,13 +159,16 @@ def create_app(
         return {
             "agents": [
                 {"name": a.name, "description": a.config.description, "model": a.model.label}
-                for a in project.agents.values()
+                for a in the_runner.project.agents.values()
                 if the_gateway.may_run(principal, a.name)
             ]
         }
 
     app.include_router(keys_router)
     app.include_router(audit_router)
+    if the_runner.database_url is not None:
+        app.include_router(prompts_router)
+        app.include_router(releases_router)
     for router in extra_routers(project, the_runner.database_url):
         app.include_router(router)
     if durable is not None:
@@ -153,7 +185,7 @@ def create_app(
     ) -> dict[str, Any]:
         """Storage is off: the run executes inside this request (no queue, no durability)."""
         runner: Runner = request.app.state.runner
-        if agent not in project.agents:
+        if agent not in runner.project.agents:
             raise Problem(404, "agent_not_found", "Unknown agent", f"no agent named {agent!r}")
         user_id = user_of(principal, body.user_id)
         limits = await the_hooks.take_run_slot(principal, agent, user_id)
@@ -165,6 +197,7 @@ def create_app(
                 user_id=user_id,
                 tenant_id=principal.tenant_id,
                 metadata=body.metadata,
+                variables=body.variables,
             )
         except UsageError as exc:
             await the_hooks.give_back(limits)

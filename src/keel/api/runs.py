@@ -47,6 +47,10 @@ class CreateRun(BaseModel):
     ] = None
     priority: Annotated[int | None, Field(ge=1, le=1_000_000, description="Lower runs first.")] = None
     stream: Annotated[bool, Field(description="Stream model text deltas as events.")] = False
+    variables: Annotated[
+        dict[str, Any],
+        Field(description="Values of the agent's prompt variables (agents whose instructions are a prompt)."),
+    ] = {}
 
 
 def _durable(request: Request) -> DurableRuns:
@@ -130,6 +134,7 @@ async def create_run(
         stream=body.stream,
         idempotency_key=idempotency_key,
         limits=limits,
+        variables=body.variables,
     )
     try:
         submitted = await runs.submit(submission)

@@ -38,6 +38,7 @@ from keel.cli.common import (
 )
 from keel.cli.keys import keys_app
 from keel.cli.oauth import oauth_app
+from keel.cli.releases import deploy, prompts_app, releases, rollback
 from keel.cli.runs import db_app, runs_app
 from keel.cli.users import users_app
 from keel.config.project import Project
@@ -59,6 +60,10 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(users_app, name="users")
 app.add_typer(clients_app, name="clients")
 app.add_typer(oauth_app, name="oauth")
+app.add_typer(prompts_app, name="prompts")
+app.command()(deploy)
+app.command()(releases)
+app.command()(rollback)
 
 FakeLLMOpt = Annotated[
     bool,
@@ -226,6 +231,13 @@ def serve(
         ),
     ] = None,
     access_log: Annotated[bool, typer.Option(help="Log every HTTP request.")] = False,
+    reload: Annotated[
+        bool,
+        typer.Option(
+            help="Development: serve the project's files as they are (not the live release) and reload "
+            "them within a second of a change."
+        ),
+    ] = False,
 ) -> None:
     """Start the HTTP API and (role all or worker) execute queued runs durably."""
     import uvicorn
@@ -240,7 +252,7 @@ def serve(
         _migrate_or_exit(loaded)
         server_cfg = loaded.config.server
         try:
-            app_ = create_app(loaded, role=role, worker_id=worker_id)  # type: ignore[arg-type]
+            app_ = create_app(loaded, role=role, worker_id=worker_id, reload=reload)  # type: ignore[arg-type]
         except UsageError as exc:
             err.print(f"[red]error[/] {exc}", highlight=False)
             raise typer.Exit(EXIT_CONFIG) from None

@@ -25,11 +25,13 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from dbos import DBOS, SetEnqueueOptions, SetWorkflowID
 from dbos._error import DBOSNonExistentWorkflowError
+from sqlalchemy.exc import SQLAlchemyError
 
+from keel.config.project import Project
 from keel.durable import engine, sessions
 from keel.durable.callbacks import CallbackDeliverer
 from keel.durable.events import EventSink, status_event
@@ -37,11 +39,18 @@ from keel.durable.queues import partition_key, queue_name, queue_settings
 from keel.durable.workers import WorkerPresence
 from keel.durable.workflows import CALLBACK_QUEUE, bind, keel_callback, keel_run
 from keel.errors import BadInput, ErrorCategory, UsageError
+from keel.prompts.errors import PromptError
+from keel.prompts.resolve import ResolvedPrompt
 from keel.runtime.result import RunError, RunResult, RunStatus
 from keel.runtime.runner import RunInterrupted, Runner
 from keel.store import Coordination, RunStore
 
 log = logging.getLogger("keel.durable")
+
+
+class ReleaseLoader(Protocol):
+    async def ensure(self, number: int) -> Project | None: ...
+
 
 Role = Literal["all", "api", "worker"]
 RunEnded = Callable[[dict[str, Any], RunResult], Awaitable[None]]
@@ -83,6 +92,7 @@ class Submission:
     trigger: str = "api"
     # What the gateway needs back when the run ends (its rate-limit subjects and lease); opaque here.
     limits: Mapping[str, Any] | None = None
+    variables: Mapping[str, Any] | None = None  # the prompt's variables (agents with a registry prompt)
 
     def request_hash(self) -> str:
         body = {
@@ -96,6 +106,8 @@ class Submission:
             "callback_url": self.callback_url,
             "stream": self.stream,
         }
+        if self.variables:  # only when given: keys reused across an upgrade keep their hash
+            body["variables"] = dict(self.variables)
         return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -117,7 +129,6 @@ class DurableRuns:
         if runner.database_url is None:
             raise UsageError("durable runs need storage: set storage.enabled to true")
         self.runner = runner
-        self.project = runner.project
         self.settings = runner.project.config.server
         self.role: Role = role
         self.database_url = runner.database_url
@@ -138,7 +149,15 @@ class DurableRuns:
         self.sessions = sessions.SessionGate(self.coordination)
         self.presence = WorkerPresence(self, self.coordination)
         self.on_ended: list[RunEnded] = []  # called once per run that ends (see `_ended`)
+        # Loads the release a run was accepted on when it is not loaded here (keel.releases.live).
+        self.releases: ReleaseLoader | None = None
+        self._queues: set[str] = set()
         self._started = False
+
+    @property
+    def project(self) -> Project:
+        """The live project (it changes when another release becomes live)."""
+        return self.runner.project
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -156,15 +175,22 @@ class DurableRuns:
         bind(self)
         config = engine.dbos_config(self.system_url, executor_id=self.worker_id)
         await engine.launch(config, listen=None if self.executes else [])
-        for spec in self.project.agents.values():
-            settings = queue_settings(spec, poll_interval=self.settings.poll_interval)
-            await DBOS.register_queue_async(settings.name, **settings.options)
+        await self.register_queues(self.project)
         await DBOS.register_queue_async(
             CALLBACK_QUEUE, worker_concurrency=50, polling_interval_sec=max(0.2, self.settings.poll_interval)
         )
         await self.callbacks.start()
         await self.presence.start()
         self._started = True
+
+    async def register_queues(self, project: Project) -> None:
+        """Register the queues of `project`'s agents not registered yet (a new release may add agents)."""
+        for spec in project.agents.values():
+            settings = queue_settings(spec, poll_interval=self.settings.poll_interval)
+            if settings.name in self._queues:
+                continue
+            await DBOS.register_queue_async(settings.name, **settings.options)
+            self._queues.add(settings.name)
 
     async def stop(self) -> None:
         """Stop taking work, let running runs finish for `server.shutdown_grace` seconds, and
@@ -203,6 +229,24 @@ class DurableRuns:
                 return Submitted(run_id, created=False)
         else:
             run_id = uuid.uuid4().hex
+        release = self.runner.release
+        try:  # resolved once, now: a resumed run uses the same text whatever moved since
+            prompt = await self.runner.resolve_prompt(
+                sub.agent,
+                run_id=run_id,
+                tenant_id=sub.tenant_id,
+                user_id=sub.user_id,
+                session_id=sub.session_id,
+                variables=sub.variables,
+                release=release,
+            )
+        except PromptError as exc:
+            raise SubmitRefused(exc.status, exc.code, exc.message) from None
+        except SQLAlchemyError as exc:
+            log.warning("the prompt registry did not answer: %s", exc)
+            raise SubmitRefused(
+                503, "prompt_registry_unavailable", "the prompt registry cannot be read right now; retry"
+            ) from None
         request: dict[str, Any] = {
             "agent": sub.agent,
             "input": sub.input,
@@ -217,6 +261,8 @@ class DurableRuns:
             "limits": dict(sub.limits) if sub.limits is not None else None,
             "request_hash": digest,
             "submitted_at": datetime.now(UTC).isoformat(),
+            "release": release,
+            "prompt": prompt.as_dict() if prompt is not None else None,
         }
         delayed = False
         if sub.session_id is not None:
@@ -383,6 +429,10 @@ class DurableRuns:
         run_id = DBOS.workflow_id
         assert run_id is not None
         started = await DBOS.run_step_async({"name": "keel.run_start"}, _now)
+        release = request.get("release")
+        if release is not None and self.runner.project_for(release) is None and self.releases is not None:
+            await self.releases.ensure(release)  # a run accepted on a release this process has not loaded
+        prompt = ResolvedPrompt.from_dict(request["prompt"]) if request.get("prompt") else None
         sink = EventSink(stream=bool(request.get("stream")))
         await sink.write(status_event("running"))
         try:
@@ -399,6 +449,8 @@ class DurableRuns:
                 tags=tuple(request.get("tags", ())),
                 metadata=request.get("metadata") or {},
                 durable_start=started,
+                release=release if self.runner.project_for(release) is not None else "live",
+                prompt=prompt,
             )
         except RunInterrupted as stop:
             status = await DBOS.get_workflow_status_async(run_id)

@@ -52,7 +52,15 @@ _DURATION = re.compile(r"^(\d{1,9})([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 Scope = Literal[
-    "runs:write", "runs:read", "approvals:decide", "prompts:write", "evals:run", "keys:admin", "admin"
+    "runs:write",
+    "runs:read",
+    "approvals:decide",
+    "prompts:read",
+    "prompts:write",
+    "prompts:deploy",
+    "evals:run",
+    "keys:admin",
+    "admin",
 ]
 """What a key may do. The closed set of scopes: any other is refused when a key is created."""
 

@@ -63,6 +63,7 @@ class PromptResolver:
 
     def __init__(self, registry: PromptRegistry | None) -> None:
         self.registry = registry
+        self.follow_registry = True  # False under `keel serve --reload`: the files are what is live
 
     async def resolve(
         self,
@@ -88,7 +89,7 @@ class PromptResolver:
                 )
             return None
         values = {**binding.variables, **(variables or {})}
-        if self.registry is not None:
+        if self.registry is not None and self.follow_registry:
             found = await self.registry.resolve(
                 binding.name,
                 binding.label,

@@ -181,7 +181,7 @@ def parse_prompt(text: str, rel: str, name: str) -> PromptSource | list[ConfigIs
                 return [_shift(p.issue, 1) for p in pydantic_issues(exc, doc, FrontMatter)]
             front = doc.data
     matter = FrontMatter.model_validate(front)
-    variables, defaults, descriptions = _variables(matter)
+    variables, defaults, descriptions = variables_of(matter)
     settings = matter.model_settings.model_dump(exclude_none=True)
     if not body.strip():
         return [ConfigIssue(rel, body_line, "", "the prompt is empty: write its text after the front matter")]
@@ -208,7 +208,7 @@ def prompt_files(root: Path) -> list[str]:
     return sorted(f"{PROMPTS_DIR}/{p.name}" for p in folder.iterdir() if p.is_file() and p.suffix == ".md")
 
 
-def _variables(matter: FrontMatter) -> tuple[tuple[str, ...], dict[str, Any], dict[str, str]]:
+def variables_of(matter: FrontMatter) -> tuple[tuple[str, ...], dict[str, Any], dict[str, str]]:
     if isinstance(matter.variables, list):
         return tuple(matter.variables), {}, {}
     defaults: dict[str, Any] = {}

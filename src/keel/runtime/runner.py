@@ -36,6 +36,7 @@ from keel.config.project import AgentSpec, Project, ResolvedModel
 from keel.config.validation import storage_issues
 from keel.errors import BadInput, ConfigError, ErrorCategory, UsageError
 from keel.pricing import Pricer
+from keel.prompts.errors import PromptError
 from keel.prompts.registry import PromptRegistry
 from keel.prompts.resolve import PromptResolver, ResolvedPrompt
 from keel.runtime.budget_guard import BudgetedModel, BudgetGuard
@@ -161,6 +162,9 @@ class Runner:
 
     def use_release(self, release: int | None, project: Project) -> None:
         """Make `project` (release `release`) the live one: new runs use it, runs in flight keep theirs."""
+        if self._projects.get(release) is not project:  # reloaded files: compile the agents afresh
+            for key in [k for k in self._compiled if k[0] == release]:
+                del self._compiled[key]
         self._projects[release] = project
         self.project, self.release = project, release
 
@@ -291,16 +295,20 @@ class Runner:
         compiled = self.compiled(agent, durable=durable, stream=stream, release=number)
         spec = compiled.spec
         run_id = run_id or uuid.uuid4().hex
+        prompt_problem: BadInput | None = None
         if prompt is None and (spec.prompt is not None or variables):
-            prompt = await self.resolve_prompt(
-                agent,
-                run_id=run_id,
-                tenant_id=tenant_id,
-                user_id=user_id,
-                session_id=session_id,
-                variables=variables,
-                release=number,
-            )
+            try:
+                prompt = await self.resolve_prompt(
+                    agent,
+                    run_id=run_id,
+                    tenant_id=tenant_id,
+                    user_id=user_id,
+                    session_id=session_id,
+                    variables=variables,
+                    release=number,
+                )
+            except PromptError as exc:  # the run fails with bad_input, as for input off its schema
+                prompt_problem = BadInput(exc.message)
         run_timeout = spec.config.timeouts.run
         started_at = durable_start or datetime.now(UTC)
         if run_timeout is not None and durable:
@@ -340,6 +348,8 @@ class Runner:
                     recorder.budget = self.budget_guard.for_run(
                         run_id=run_id, agent=spec.name, tenant_id=tenant_id, user_id=user_id
                     )
+                if prompt_problem is not None:
+                    raise prompt_problem
                 user_prompt = _prompt(compiled, input)
                 output = await self._execute(
                     compiled,
@@ -437,24 +447,19 @@ class Runner:
         variables: Mapping[str, Any] | None = None,
         release: int | str | None = "live",
     ) -> ResolvedPrompt | None:
-        """The prompt a run of `agent` gets now (None for plain instructions); BadInput when the
-        variables do not fit it (see `keel.prompts.resolve`)."""
-        from keel.prompts.errors import VariableError
-
+        """The prompt a run of `agent` gets now (None for plain instructions); VariableError when
+        the variables do not fit it (see `keel.prompts.resolve`)."""
         number = self.release if release == "live" else release
         assert not isinstance(number, str)
         project = self._projects.get(number, self.project)
-        try:
-            return await self.prompts.resolve(
-                project.agent(agent),
-                run_id=run_id,
-                tenant_id=tenant_id,
-                user_id=user_id,
-                session_id=session_id,
-                variables=variables,
-            )
-        except VariableError as exc:
-            raise BadInput(exc.message) from None
+        return await self.prompts.resolve(
+            project.agent(agent),
+            run_id=run_id,
+            tenant_id=tenant_id,
+            user_id=user_id,
+            session_id=session_id,
+            variables=variables,
+        )
 
     def record(self, result: RunResult) -> None:
         """Store `result` in the run history (background writer; a no-op without storage)."""

@@ -1,0 +1,150 @@
+"""`keel deploy` and `keel rollback`: what they do, for the CLI and the API alike.
+
+Deploy (`deploy(root, url, actor=...)`):
+1. load the project (every problem is reported and nothing is deployed);
+2. push each prompt file as a new version where its content changed (`PromptRegistry.save` is
+   idempotent: an unchanged file keeps its version);
+3. create the release (or find the existing one with exactly these files and prompt versions);
+4. move the deploy label (`prompts.deploy_label`, `production`) of each prompt to the release's
+   version, and make the release live.
+Servers following the database (`keel serve`, see `keel.releases.live`) switch within
+`prompts.refresh_interval` seconds, without a restart; runs in flight finish on their release.
+
+Rollback (`rollback(url, number, actor=...)`): make release `number` live again (by default the
+release that was live before the current one) and move the deploy labels back to its versions.
+
+Both are recorded in the audit log (`config.deployed`) and in the release and label histories.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from keel.config import load_project
+from keel.errors import UsageError
+from keel.prompts.registry import PromptRegistry
+from keel.prompts.rollout import Share
+from keel.prompts.source import prompt_files, read_prompt
+from keel.releases.snapshot import take
+from keel.releases.store import Release, ReleaseStore
+from keel.store.audit import AuditEntry, AuditLog
+from keel.store.tenancy import PROJECT_TENANT
+
+
+@dataclass
+class Outcome:
+    release: Release
+    created: bool  # a new release (False: these exact files were released before)
+    activated: bool  # it was not live and now is
+    new_versions: list[str] = field(default_factory=list)  # name@version pushed now
+    moved: list[str] = field(default_factory=list)  # labels moved: name:label -> version
+    previous: int | None = None  # the release live before
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "release": self.release.as_dict(),
+            "created": self.created,
+            "activated": self.activated,
+            "new_versions": self.new_versions,
+            "moved_labels": self.moved,
+            "previous_release": self.previous,
+        }
+
+
+async def deploy(
+    root: Path, url: str, *, actor: str, message: str | None = None, environ: dict[str, str] | None = None
+) -> Outcome:
+    project = load_project(root, environ=environ)  # ConfigError: nothing deployed
+    label = project.config.prompts.deploy_label
+    snapshot = take(project.root)
+    async with PromptRegistry(url) as registry, ReleaseStore(url) as store:
+        versions: dict[str, str] = {}
+        pushed: list[str] = []
+        for rel in prompt_files(project.root):
+            source = read_prompt(project.root, rel)
+            if isinstance(source, list):
+                raise UsageError("; ".join(str(issue) for issue in source))
+            version, created = await registry.save(
+                source.name,
+                source.content,
+                author=actor,
+                tenant_id=PROJECT_TENANT,
+                version=source.version,
+                message=source.message or message,
+                owner=source.owner,
+                source=f"file:{rel}",
+            )
+            versions[source.name] = version.version
+            if created:
+                pushed.append(version.ref)
+        release, created = await store.create(snapshot, prompts=versions, author=actor, message=message)
+        outcome = await _make_live(registry, store, release, label, actor, "deploy")
+        outcome.created, outcome.new_versions = created, pushed
+    await _audit(url, actor, "deploy", outcome)
+    return outcome
+
+
+async def rollback(url: str, number: int | None, *, actor: str, label: str = "production") -> Outcome:
+    async with PromptRegistry(url) as registry, ReleaseStore(url) as store:
+        live = await store.live()
+        if number is None:
+            if live is None:
+                raise UsageError("nothing is deployed yet: there is no release to roll back to")
+            number = await _before(store, live[0].number)
+        target = await store.get(number)
+        outcome = await _make_live(registry, store, target, label, actor, "rollback")
+    await _audit(url, actor, "rollback", outcome)
+    return outcome
+
+
+async def _before(store: ReleaseStore, current: int) -> int:
+    for activation in await store.activations(limit=1000):
+        if activation.number != current:
+            return activation.number
+    raise UsageError(f"release {current} is the only release that was ever live: give a release number")
+
+
+async def _make_live(
+    registry: PromptRegistry, store: ReleaseStore, release: Release, label: str, actor: str, reason: str
+) -> Outcome:
+    live = await store.live()
+    previous = live[0].number if live is not None else None
+    moved: list[str] = []
+    for name, version in release.prompts.items():
+        current = await registry.label(name, label, tenant_id=PROJECT_TENANT)
+        if current is not None and [(s.version, s.weight) for s in current.rollout] == [(version, 100.0)]:
+            continue
+        await registry.move_label(
+            name,
+            label,
+            [Share(version, 100.0)],
+            actor=actor,
+            tenant_id=PROJECT_TENANT,
+            reason=f"{reason} of release {release.number}",
+        )
+        moved.append(f"{name}:{label} -> {version}")
+    activated = previous != release.number
+    if activated:
+        await store.activate(release.number, actor=actor, reason=reason)
+    return Outcome(release, created=False, activated=activated, moved=moved, previous=previous)
+
+
+async def _audit(url: str, actor: str, kind: str, outcome: Outcome) -> None:
+    async with AuditLog(url) as audit:
+        await audit.append(
+            AuditEntry(
+                action="config.deployed",
+                principal=actor,
+                target=f"release {outcome.release.number}",
+                detail={
+                    "kind": kind,
+                    "release": outcome.release.number,
+                    "previous_release": outcome.previous,
+                    "content_hash": outcome.release.content_hash,
+                    "activated": outcome.activated,
+                    "moved_labels": outcome.moved,
+                },
+            )
+        )
