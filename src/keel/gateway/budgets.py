@@ -312,6 +312,8 @@ class Reservation:
     expires_at: datetime
     checks: tuple[BudgetCheck, ...]
     counter_keys: tuple[str, ...] = field(repr=False)
+    holder: str = field(default="", repr=False, compare=False)
+    """The ledger that made it (`BudgetLedger.owner`): only that ledger settles or releases it."""
 
     @property
     def budgets(self) -> tuple[Budget, ...]:
