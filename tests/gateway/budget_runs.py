@@ -19,6 +19,11 @@ ESTIMATE = Decimal("0.10")  # LIMIT / ESTIMATE = 30 runs exactly
 TOKENS = 1_000
 
 
+def crash_budget(run_id: str) -> Budget:
+    """A run budget worth 10 estimates (a run window never ends, whatever the clock says)."""
+    return Budget("run", run_id, "usd", "run", ESTIMATE * 10, tenant_id=TENANT)
+
+
 def budgets_for(run_id: str) -> list[Budget]:
     """The budgets of one run: the tenant's daily USD budget (the one that binds), the run's own
     USD budget and the agent's monthly token budget, so every reservation locks three counters."""

@@ -17,6 +17,11 @@ Before a request it reserves an estimate against every applicable budget:
   output: the request's `max_tokens`, or `gateway.budgets.estimate_output_tokens`;
 - USD: those tokens at the price of the dearest model of the chain (`keel.pricing`).
 
+The reservation is usually taken in memory, from the room the ledger leases per process (see
+`keel.store.ledger`); when a run starts, the guard asks the ledger to open its leases in the
+background (`BudgetGuard.prepare`, sized by the agent's latest request), so even a run's first
+request seldom waits for the database.
+
 If a budget refuses, `BudgetExceeded` (category `budget_exceeded`) ends the run before the
 provider is called; the run keeps what it produced. After the request the reservation is settled
 with the actual usage and cost of its successful attempt (failed attempts cost nothing); if the
@@ -141,6 +146,7 @@ class RunBudget:
     budgets: tuple[Budget, ...]
     run_id: str
     tenant_id: str
+    agent: str = ""
 
 
 class BudgetGuard:
@@ -160,6 +166,7 @@ class BudgetGuard:
         self.uses_usd = any(limit.unit == "usd" for limit in config.limits)
         self._ledger = ledger
         self._pending: set[asyncio.Task[Any]] = set()
+        self._estimates: dict[str, tuple[Decimal, int]] = {}  # per agent: its last request's estimate
 
     @property
     def ledger(self) -> BudgetLedger:
@@ -241,7 +248,25 @@ class BudgetGuard:
         budgets = self.budgets_for(run_id=run_id, agent=agent, tenant_id=tenant_id, user_id=user_id)
         if not budgets:
             return None
-        return RunBudget(self, budgets, run_id, tenant_id or DEFAULT_TENANT)
+        self.prepare(agent, budgets)
+        return RunBudget(self, budgets, run_id, tenant_id or DEFAULT_TENANT, agent)
+
+    def estimated(self, agent: str, usd: Decimal, tokens: int) -> None:
+        """Remember the estimate of `agent`'s latest model request (`prepare` sizes leases by it)."""
+        self._estimates[agent] = (usd, tokens)
+
+    def prepare(self, agent: str, budgets: Sequence[Budget]) -> None:
+        """A run is starting: have the ledger open leases on its budgets' counters in the
+        background (its run budget's, at least), sized by `agent`'s latest request, so that the
+        run's first model request does not wait for the database. Nothing before the agent's
+        first request; never an error (the request itself reserves, and fails closed)."""
+        estimate = self._estimates.get(agent)
+        if estimate is None:
+            return
+        try:
+            self.ledger.prepare(budgets, amount_usd=estimate[0], tokens=estimate[1])
+        except Exception as exc:  # no running loop, or a bad estimate: the request reserves anyway
+            log.debug("could not prepare budget leases for agent %s: %s", agent, exc)
 
     def check_priced(self, models: Sequence[ResolvedModel], price: PriceFn) -> None:
         """USD budgets need every model's price: a UsageError names the first model without one."""
@@ -332,6 +357,7 @@ class BudgetedModel(WrapperModel):
             prices = [self.price(model, input_tokens, output_tokens) for model in self.keel_models]
             usd = max((p for p in prices if p is not None), default=Decimal(0))
         tokens = input_tokens + output_tokens
+        run.guard.estimated(run.agent, usd, tokens)
         try:
             reservation = await run.guard.ledger.reserve(
                 run.budgets, amount_usd=usd, tokens=tokens, run_id=run.run_id, tenant_id=run.tenant_id

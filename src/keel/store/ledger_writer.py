@@ -359,12 +359,18 @@ class LedgerWriter:
                 new_counters: set[str] = set()
                 if touched:
                     dialect = connection.dialect.name
-                    # First statement, a write: on SQLite it takes the write lock for the transaction.
-                    created = await connection.execute(
-                        insert_ignoring_duplicates(budget_counters, dialect).returning(budget_counters.c.key),
-                        [rows[key] for key in touched],
-                    )
-                    new_counters = {key for (key,) in created}
+                    # Counters a request wants may not exist yet. On SQLite this first statement, a
+                    # write, also takes the database write lock for the transaction (before any
+                    # read); on PostgreSQL a settlement's counters exist and are locked below.
+                    missing = touched if dialect == "sqlite" else sorted(wanted)
+                    if missing:
+                        created = await connection.execute(
+                            insert_ignoring_duplicates(budget_counters, dialect).returning(
+                                budget_counters.c.key
+                            ),
+                            [rows[key] for key in missing],
+                        )
+                        new_counters = {key for (key,) in created}
                     found = await settled_of(connection, touched, lock=True)
                     settled = {key: amounts(*found.get(key, (ZERO, 0))) for key in touched}
                 if wanted:
