@@ -98,6 +98,24 @@ async def test_leases_hand_out_exactly_the_limit(ledger: BudgetLedger) -> None:
         await reserve(ledger, budget, "0.0000000001")
 
 
+async def test_usage_above_the_estimate_takes_the_leases_spare_room(ledger: BudgetLedger) -> None:
+    """As with a hold per request: room an actual usage above its estimate used is not handed
+    out again, although the lease held it to spare."""
+    budget = daily("10.00")
+    over = await reserve(ledger, budget, "0.10")  # leases 0.90: the estimate and 8 to spare
+    inflight = await reserve(ledger, budget, "0.10")  # from the lease: 0.70 to spare
+    await ledger.settle(over, actual_usd=Decimal("9.50"), actual_tokens=1)  # 9.40 above its estimate
+    # 9.50 settled and 0.10 in flight leave 0.40: the lease keeps that much to spare, no more.
+    with pytest.raises(BudgetExceeded) as refused:
+        await reserve(ledger, budget, "0.41")
+    assert (refused.value.spent, refused.value.reserved) == (Decimal("9.50"), Decimal("0.10"))
+    last = await reserve(ledger, budget, "0.40")
+    for reservation in (inflight, last):
+        await ledger.settle(reservation, actual_usd=reservation.amount_usd, actual_tokens=1)
+    spend = await ledger.spent("tenant", TENANT, "day")
+    assert (spend.settled_usd, spend.reserved_usd) == (Decimal("10.00"), Decimal(0))
+
+
 async def test_a_release_gives_the_room_back_to_the_lease(ledger: BudgetLedger) -> None:
     budget = daily("1.00")
     first = await reserve(ledger, budget, "0.60")

@@ -447,6 +447,7 @@ class LedgerWriter:
         for check, key in zip(reservation.checks, reservation.counter_keys, strict=True):
             unit = check.budget.unit
             crossed.extend(_crossings(check, before[key][unit], actual[unit]))
+        self._give_back_overrun(ticket, plan)
         plan.entries.append(entry_row(reservation, "settle", plan.now, item.usd, item.tokens))
         settlement = Settlement(
             reservation.id, item.usd, item.tokens, duplicate=False, crossed=tuple(crossed)
@@ -461,6 +462,27 @@ class LedgerWriter:
             _resolve(future, settlement)
 
         plan.after.append(settled)
+
+    def _give_back_overrun(self, ticket: Ticket, plan: _Plan) -> None:
+        """After a settlement: if the settled spend, the other holds (as last seen) and this
+        lease's hold now pass a limit its room was checked against (actual usage above the
+        estimate, here or elsewhere), the lease gives up free room by as much, so it hands out
+        no room the limit no longer has: requests are then refused, as with a hold per request."""
+        for lease in ticket.leases:
+            if not self._book.current(lease) or lease.key not in plan.settled:
+                continue
+            for unit in UNITS_:
+                limit = lease.limit[unit]
+                if limit is None:
+                    continue
+                excess = (
+                    plan.settled[lease.key][unit] + lease.others[unit] + plan.in_database(lease, unit) - limit
+                )
+                giving = min(excess, max(lease.free(unit), ZERO))
+                if giving > 0:
+                    lease.held[unit] -= giving
+                    plan.undo.append(partial(_add, lease.held, unit, giving))
+                    plan.shrink(lease, unit, giving)
 
     def _live(self, lease: Lease | None, plan: _Plan) -> Lease | None:
         if lease is None:
