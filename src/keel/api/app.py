@@ -90,12 +90,12 @@ def create_app(
         await the_runner.start()  # migrations and the history writer, before the first request
         follower = _follower(the_runner, reload)
         if follower is not None:
-            if durable is not None:
-                durable.releases = follower if isinstance(follower, ReleaseFollower) else None
-                follower.on_switch.append(durable.register_queues)
             await follower.start()  # on the live release before the queues start
         if durable is not None:
             await durable.start()
+            if follower is not None:  # a later release may add agents: their queues
+                durable.releases = follower if isinstance(follower, ReleaseFollower) else None
+                follower.on_switch.append(durable.register_queues)
         try:
             yield
         finally:

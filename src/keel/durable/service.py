@@ -39,7 +39,7 @@ from keel.durable.queues import partition_key, queue_name, queue_settings
 from keel.durable.workers import WorkerPresence
 from keel.durable.workflows import CALLBACK_QUEUE, bind, keel_callback, keel_run
 from keel.errors import BadInput, ErrorCategory, UsageError
-from keel.prompts.errors import PromptError
+from keel.prompts.errors import PromptError, StaleRelease
 from keel.prompts.resolve import ResolvedPrompt
 from keel.runtime.result import RunError, RunResult, RunStatus
 from keel.runtime.runner import RunInterrupted, Runner
@@ -50,6 +50,8 @@ log = logging.getLogger("keel.durable")
 
 class ReleaseLoader(Protocol):
     async def ensure(self, number: int) -> Project | None: ...
+
+    async def check(self) -> bool: ...
 
 
 Role = Literal["all", "api", "worker"]
@@ -229,17 +231,8 @@ class DurableRuns:
                 return Submitted(run_id, created=False)
         else:
             run_id = uuid.uuid4().hex
-        release = self.runner.release
         try:  # resolved once, now: a resumed run uses the same text whatever moved since
-            prompt = await self.runner.resolve_prompt(
-                sub.agent,
-                run_id=run_id,
-                tenant_id=sub.tenant_id,
-                user_id=sub.user_id,
-                session_id=sub.session_id,
-                variables=sub.variables,
-                release=release,
-            )
+            release, prompt = await self._resolve(sub, run_id)
         except PromptError as exc:
             raise SubmitRefused(exc.status, exc.code, exc.message) from None
         except SQLAlchemyError as exc:
@@ -279,6 +272,29 @@ class DurableRuns:
         if sub.session_id is not None:
             await self.sessions.after_enqueue(run_id, request["session_key"], queue.session_policy, self)
         return Submitted(run_id, created=True)
+
+    async def _resolve(self, sub: Submission, run_id: str) -> tuple[int | None, ResolvedPrompt | None]:
+        """The live release and the run's prompt, read consistently: labels that moved with a newer
+        release make this process switch to it first."""
+        for _ in range(3):
+            release = self.runner.release
+            try:
+                prompt = await self.runner.resolve_prompt(
+                    sub.agent,
+                    run_id=run_id,
+                    tenant_id=sub.tenant_id,
+                    user_id=sub.user_id,
+                    session_id=sub.session_id,
+                    variables=sub.variables,
+                    release=release,
+                )
+            except StaleRelease:
+                if self.releases is None:
+                    raise
+                await self.releases.check()
+                continue
+            return release, prompt
+        raise SubmitRefused(503, "release_switching", "a new release is becoming live; retry in a moment")
 
     async def _idempotent_id(self, sub: Submission, digest: str) -> tuple[str, bool]:
         """The run id for an idempotency key: the run it already made within 24 hours (True), or

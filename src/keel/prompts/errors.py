@@ -32,6 +32,14 @@ class VariableError(PromptError):
     status = 422
 
 
+class StaleRelease(Exception):
+    """Labels were read together with a release activation newer than the one being served."""
+
+    def __init__(self, activation: int | None) -> None:
+        super().__init__(f"release activation {activation} is newer than the one served")
+        self.activation = activation
+
+
 class LabelProtected(PromptError):
     code = "label_protected"
     status = 403

@@ -31,21 +31,28 @@ from __future__ import annotations
 import difflib
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from keel.prompts.errors import PromptError, PromptNotFound
+from keel.prompts.errors import PromptError, PromptNotFound, StaleRelease
 from keel.prompts.rollout import STICKY, Share, check_rollout, choose, sticky_key
 from keel.prompts.source import PROMPT_NAME, PromptContent, parse_version
 from keel.store.engine import AsyncDatabase
 from keel.store.repository import read_connection, write_transaction
-from keel.store.tables import prompt_label_moves, prompt_labels, prompt_links, prompt_versions, runs
+from keel.store.tables import (
+    prompt_label_moves,
+    prompt_labels,
+    prompt_links,
+    prompt_versions,
+    release_activations,
+    runs,
+)
 from keel.store.tenancy import PROJECT_TENANT, scope_to_tenant
 from keel.store.types import as_utc
 
@@ -167,13 +174,14 @@ class PromptRegistry(AsyncDatabase):
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def get(self, name: str, version: str | None = None, *, tenant_id: str | None) -> PromptVersion:
-        """A version visible to `tenant_id` (None: any tenant, for operators): the tenant's own first,
-        then the project's; the newest when `version` is None. PromptNotFound otherwise."""
+        """A version visible to `tenant_id`: the tenant's own first, then the project's
+        (`PROJECT_TENANT`: the project's only; None: any, for operators); the newest when `version`
+        is None. PromptNotFound otherwise."""
+        cache_key = (tenant_id or "", name, version or "")
         if version is not None:
-            for owner in _owners(tenant_id):
-                cached = self._versions.get((owner, name, version))
-                if cached is not None:
-                    return cached
+            cached = self._versions.get(cache_key)
+            if cached is not None:
+                return cached
         statement = select(prompt_versions).where(prompt_versions.c.name == name)
         if version is not None:
             statement = statement.where(prompt_versions.c.version == version)
@@ -186,7 +194,8 @@ class PromptRegistry(AsyncDatabase):
         found = [_version(dict(r)) for r in rows]
         found.sort(key=lambda v: (v.tenant_id != PROJECT_TENANT, _order(v.version)), reverse=True)
         chosen = found[0]
-        self._versions[(chosen.tenant_id, name, chosen.version)] = chosen
+        if version is not None:  # what this caller gets for this number, for good (versions never change)
+            self._versions[cache_key] = chosen
         return chosen
 
     async def history(self, name: str, *, tenant_id: str | None) -> list[PromptVersion]:
@@ -244,65 +253,74 @@ class PromptRegistry(AsyncDatabase):
         reason: str | None = None,
     ) -> Label:
         """Point `label` of `name` (in `tenant_id`) at `rollout`; every version must be visible there."""
-        check_name(name)
-        check_label(label)
-        shares = check_rollout(rollout)
+        moved = await self.move_labels(
+            [(name, label, rollout)], actor=actor, tenant_id=tenant_id, sticky=sticky, reason=reason
+        )
+        return moved[0]
+
+    async def move_labels(
+        self,
+        moves: Sequence[tuple[str, str, Sequence[Share]]],
+        *,
+        actor: str,
+        tenant_id: str = PROJECT_TENANT,
+        sticky: str = "user",
+        reason: str | None = None,
+        also: Callable[[AsyncConnection], Awaitable[object]] | None = None,
+    ) -> list[Label]:
+        """Move several labels, and run `also` (a release activation), in one transaction: every
+        reader sees all of it or none of it."""
+        checked: list[tuple[str, str, tuple[Share, ...]]] = []
+        for name, label, rollout in moves:
+            check_name(name)
+            check_label(label)
+            shares = check_rollout(rollout)
+            for share in shares:  # a project label points at project versions; a tenant's at what it sees
+                await self.get(name, share.version, tenant_id=tenant_id)
+            checked.append((name, label, shares))
         if sticky not in STICKY:
             raise PromptError(f"sticky must be one of {', '.join(STICKY)}", code="invalid_rollout")
-        for share in shares:
-            await self.get(name, share.version, tenant_id=None if tenant_id == PROJECT_TENANT else tenant_id)
-            if tenant_id == PROJECT_TENANT:
-                owner = await self.get(name, share.version, tenant_id=None)
-                if owner.tenant_id != PROJECT_TENANT:
-                    raise PromptNotFound(f"no version {share.version} of prompt {name!r} in the project")
         now = datetime.now(UTC)
-        document = [s.as_dict() for s in shares]
-        key = (tenant_id, name, label)
         async with write_transaction(self._engine, self._url) as connection:
-            where = and_(
-                prompt_labels.c.tenant_id == tenant_id,
-                prompt_labels.c.name == name,
-                prompt_labels.c.label == label,
-            )
-            before = (await connection.execute(select(prompt_labels).where(where))).mappings().first()
-            values = {"rollout": document, "sticky": sticky, "moved_at": now, "moved_by": actor}
-            if before is None:
-                await connection.execute(
-                    insert(prompt_labels).values(tenant_id=tenant_id, name=name, label=label, **values)
-                )
-            else:
-                await connection.execute(update(prompt_labels).where(where).values(**values))
-            await connection.execute(
-                insert(prompt_label_moves).values(
-                    id=uuid.uuid4().hex,
-                    tenant_id=tenant_id,
-                    name=name,
-                    label=label,
-                    rollout=document,
-                    previous=None if before is None else before["rollout"],
-                    sticky=sticky,
-                    moved_at=now,
-                    moved_by=actor,
-                    reason=reason,
-                )
-            )
-        moved = Label(tenant_id, name, label, shares, sticky, now, actor)
-        self._labels[key] = (time.monotonic(), moved)
-        for cached in [k for k in self._labels if k[1:] == (name, label)]:
-            if cached != key:
+            for name, label, shares in checked:
+                await _write_move(connection, tenant_id, name, label, shares, sticky, now, actor, reason)
+            if also is not None:
+                await also(connection)
+        out = []
+        for name, label, shares in checked:
+            moved = Label(tenant_id, name, label, shares, sticky, now, actor)
+            for cached in [k for k in self._labels if k[1:] == (name, label)]:
                 self._labels.pop(cached, None)  # tenants inheriting this label re-read it
-        return moved
+            self._labels[(tenant_id, name, label)] = (time.monotonic(), moved)
+            out.append(moved)
+        return out
 
-    async def label(self, name: str, label: str, *, tenant_id: str) -> Label | None:
-        """The label in effect for `tenant_id`: its own, else the project's; None if neither exists."""
+    def forget_labels(self) -> None:
+        """Drop every cached label: the next resolutions read them from the database."""
+        self._labels.clear()
+
+    async def label(
+        self, name: str, label: str, *, tenant_id: str, activation: int | bool | None = False
+    ) -> Label | None:
+        """The label in effect for `tenant_id`: its own, else the project's; None if neither exists.
+
+        `activation` (when not False) is the release activation the caller serves: a label read from
+        the database together with a later activation (deploy and rollback move labels and activate
+        in one transaction) raises `StaleRelease`, so the caller switches release first and never
+        pairs one release with another release's labels."""
         key = (tenant_id, name, label)
         cached = self._labels.get(key)
         if cached is not None and time.monotonic() - cached[0] < self.label_ttl:
             return cached[1]
-        statement = select(prompt_labels).where(prompt_labels.c.name == name, prompt_labels.c.label == label)
+        latest = select(func.max(release_activations.c.id)).scalar_subquery()
+        statement = select(prompt_labels, latest.label("keel_activation")).where(
+            prompt_labels.c.name == name, prompt_labels.c.label == label
+        )
         statement = scope_to_tenant(statement, prompt_labels, tenant_id)
         async with read_connection(self._engine, self._url) as connection:
-            rows = (await connection.execute(statement)).mappings().all()
+            rows = (await connection.execute(statement)).mappings().all()  # one statement: one snapshot
+        if activation is not False and rows and rows[0]["keel_activation"] != activation:
+            raise StaleRelease(rows[0]["keel_activation"])
         found = _effective([_label(dict(r)) for r in rows], tenant_id)
         result = found[0] if found else None
         self._labels[key] = (time.monotonic(), result)
@@ -351,15 +369,16 @@ class PromptRegistry(AsyncDatabase):
         run_id: str,
         user_id: str | None = None,
         session_id: str | None = None,
+        activation: int | bool | None = False,
     ) -> tuple[PromptVersion, Label] | None:
-        """The version of `label` this run gets (by the label's sticky key); None if there is no label."""
-        found = await self.label(name, label, tenant_id=tenant_id)
+        """The version of `label` this run gets (by the label's sticky key); None if there is no label.
+        `activation`: see `label`."""
+        found = await self.label(name, label, tenant_id=tenant_id, activation=activation)
         if found is None:
             return None
         key = sticky_key(found.sticky, run_id=run_id, user_id=user_id, session_id=session_id)
         chosen = choose(found.rollout, tenant_id=tenant_id, prompt=name, label=label, key=key)
-        owner = None if found.tenant_id == PROJECT_TENANT else found.tenant_id
-        return await self.get(name, chosen, tenant_id=owner or tenant_id), found
+        return await self.get(name, chosen, tenant_id=found.tenant_id), found
 
     # -- links and statistics ----------------------------------------------------------------------
 
@@ -432,6 +451,45 @@ class PromptRegistry(AsyncDatabase):
         return out
 
 
+async def _write_move(
+    connection: AsyncConnection,
+    tenant_id: str,
+    name: str,
+    label: str,
+    shares: tuple[Share, ...],
+    sticky: str,
+    now: datetime,
+    actor: str,
+    reason: str | None,
+) -> None:
+    document = [s.as_dict() for s in shares]
+    where = and_(
+        prompt_labels.c.tenant_id == tenant_id, prompt_labels.c.name == name, prompt_labels.c.label == label
+    )
+    before = (await connection.execute(select(prompt_labels).where(where))).mappings().first()
+    values = {"rollout": document, "sticky": sticky, "moved_at": now, "moved_by": actor}
+    if before is None:
+        await connection.execute(
+            insert(prompt_labels).values(tenant_id=tenant_id, name=name, label=label, **values)
+        )
+    else:
+        await connection.execute(update(prompt_labels).where(where).values(**values))
+    await connection.execute(
+        insert(prompt_label_moves).values(
+            id=uuid.uuid4().hex,
+            tenant_id=tenant_id,
+            name=name,
+            label=label,
+            rollout=document,
+            previous=None if before is None else before["rollout"],
+            sticky=sticky,
+            moved_at=now,
+            moved_by=actor,
+            reason=reason,
+        )
+    )
+
+
 def diff(old: PromptVersion, new: PromptVersion) -> str:
     """A unified diff of two versions: template, variables and model settings."""
 
@@ -460,10 +518,6 @@ def check_label(label: str) -> None:
             f"{label!r} is not a valid label: a lowercase letter, then lowercase letters, digits, '_' or '-'",
             code="invalid_label",
         )
-
-
-def _owners(tenant_id: str | None) -> list[str]:
-    return [PROJECT_TENANT] if tenant_id in (None, PROJECT_TENANT) else [tenant_id, PROJECT_TENANT]
 
 
 def _effective(labels: list[Label], tenant_id: str | None) -> list[Label]:

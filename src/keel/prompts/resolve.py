@@ -74,8 +74,10 @@ class PromptResolver:
         user_id: str | None = None,
         session_id: str | None = None,
         variables: Mapping[str, Any] | None = None,
+        activation: int | bool | None = False,
     ) -> ResolvedPrompt | None:
         """The prompt for this run of `spec`, or None when its instructions are plain text.
+        `activation`: the release activation served (see `PromptRegistry.label`; StaleRelease).
 
         VariableError (code `prompt_variable_missing` / `prompt_variable_unknown`) when the values
         do not match the version's declared variables; `prompt_variables` when the agent has no
@@ -97,6 +99,7 @@ class PromptResolver:
                 run_id=run_id,
                 user_id=user_id,
                 session_id=session_id,
+                activation=activation,
             )
             if found is not None:
                 version, _ = found

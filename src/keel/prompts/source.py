@@ -155,7 +155,7 @@ def parse_prompt(text: str, rel: str, name: str) -> PromptSource | list[ConfigIs
     """A prompt from the text of its file; `rel` names the file in issues."""
     front: dict[str, Any] = {}
     body = text
-    body_line = 1
+    body_line = variables_line = 1
     if _FENCE.match(text):
         ends = [m for m in _FENCE.finditer(text) if m.start() > 0]
         if not ends:
@@ -180,6 +180,8 @@ def parse_prompt(text: str, rel: str, name: str) -> PromptSource | list[ConfigIs
             except ValidationError as exc:
                 return [_shift(p.issue, 1) for p in pydantic_issues(exc, doc, FrontMatter)]
             front = doc.data
+            where = doc.pos(("variables",)).line
+            variables_line = where + 1 if where is not None else 1
     matter = FrontMatter.model_validate(front)
     variables, defaults, descriptions = variables_of(matter)
     settings = matter.model_settings.model_dump(exclude_none=True)
@@ -188,7 +190,8 @@ def parse_prompt(text: str, rel: str, name: str) -> PromptSource | list[ConfigIs
     try:
         content = PromptContent(body, variables, defaults, descriptions, settings)
     except PromptError as exc:
-        return [ConfigIssue(rel, body_line if "uses" in exc.message else 2, "variables", exc.message)]
+        line = body_line if "does not declare" in exc.message else variables_line
+        return [ConfigIssue(rel, line, "variables", exc.message)]
     return PromptSource(
         name=name,
         path=rel,

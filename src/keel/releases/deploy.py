@@ -18,9 +18,13 @@ Both are recorded in the audit log (`config.deployed`) and in the release and la
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keel.config import load_project
 from keel.errors import UsageError
@@ -28,7 +32,8 @@ from keel.prompts.registry import PromptRegistry
 from keel.prompts.rollout import Share
 from keel.prompts.source import prompt_files, read_prompt
 from keel.releases.snapshot import take
-from keel.releases.store import Release, ReleaseStore
+from keel.releases.store import Release, ReleaseStore, insert_activation
+from keel.store import upgrade
 from keel.store.audit import AuditEntry, AuditLog
 from keel.store.tenancy import PROJECT_TENANT
 
@@ -57,6 +62,7 @@ async def deploy(
     root: Path, url: str, *, actor: str, message: str | None = None, environ: dict[str, str] | None = None
 ) -> Outcome:
     project = load_project(root, environ=environ)  # ConfigError: nothing deployed
+    await asyncio.to_thread(upgrade, url)
     label = project.config.prompts.deploy_label
     snapshot = take(project.root)
     async with PromptRegistry(url) as registry, ReleaseStore(url) as store:
@@ -87,6 +93,7 @@ async def deploy(
 
 
 async def rollback(url: str, number: int | None, *, actor: str, label: str = "production") -> Outcome:
+    await asyncio.to_thread(upgrade, url)
     async with PromptRegistry(url) as registry, ReleaseStore(url) as store:
         live = await store.live()
         if number is None:
@@ -109,25 +116,36 @@ async def _before(store: ReleaseStore, current: int) -> int:
 async def _make_live(
     registry: PromptRegistry, store: ReleaseStore, release: Release, label: str, actor: str, reason: str
 ) -> Outcome:
+    """Move the deploy labels to the release's versions and make it live, in one transaction: a
+    server never sees the new release with the old labels, nor the reverse."""
     live = await store.live()
     previous = live[0].number if live is not None else None
-    moved: list[str] = []
+    moves: list[tuple[str, str, list[Share]]] = []
     for name, version in release.prompts.items():
         current = await registry.label(name, label, tenant_id=PROJECT_TENANT)
         if current is not None and [(s.version, s.weight) for s in current.rollout] == [(version, 100.0)]:
             continue
-        await registry.move_label(
-            name,
-            label,
-            [Share(version, 100.0)],
-            actor=actor,
-            tenant_id=PROJECT_TENANT,
-            reason=f"{reason} of release {release.number}",
-        )
-        moved.append(f"{name}:{label} -> {version}")
+        moves.append((name, label, [Share(version, 100.0)]))
     activated = previous != release.number
-    if activated:
-        await store.activate(release.number, actor=actor, reason=reason)
+
+    async def activate(connection: AsyncConnection) -> None:
+        if activated:
+            await insert_activation(connection, release.number, actor=actor, reason=reason)
+
+    for attempt in range(3):
+        try:
+            await registry.move_labels(
+                moves,
+                actor=actor,
+                tenant_id=PROJECT_TENANT,
+                reason=f"{reason} of release {release.number}",
+                also=activate,
+            )
+            break
+        except IntegrityError:  # another activation took the same id: try again
+            if attempt == 2:
+                raise
+    moved = [f"{name}:{lbl} -> {shares[0].version}" for name, lbl, shares in moves]
     return Outcome(release, created=False, activated=activated, moved=moved, previous=previous)
 
 

@@ -63,8 +63,12 @@ class ReleaseFollower:
         self._task: asyncio.Task[None] | None = None
         self._loading: dict[int, asyncio.Lock] = {}
         self._failed: set[int] = set()
+        self._checking = asyncio.Lock()
 
     async def start(self) -> None:
+        registry = self.runner.prompts.registry
+        if registry is not None:  # labels are re-read when this follower polls, with the live release
+            registry.label_ttl = float("inf")
         await self.check()
         self._task = asyncio.create_task(self._poll(), name="keel-release-follower")
 
@@ -75,23 +79,41 @@ class ReleaseFollower:
             self._task = None
         await self.store.close()
 
-    async def check(self) -> None:
-        """Switch to the live release if it is not the runner's live one."""
+    async def check(self) -> bool:
+        """Switch to the live release if it is not the runner's live one; True if it switched."""
+        async with self._checking:
+            return await self._check()
+
+    async def _check(self) -> bool:
         activation = await self.store.live_activation()
-        if activation is None or activation.number == self.runner.release:
-            return
+        current = self.runner.activation
+        if activation is None:
+            self.runner.activation = None
+            return False
+        if activation.id == current:
+            return False
+        registry = self.runner.prompts.registry
+        if activation.number == self.runner.release:  # the same release again: its labels moved
+            if registry is not None:
+                registry.forget_labels()
+            self.runner.activation = activation.id
+            return True
         if activation.number in self._failed:
-            return
+            return False
         project = await self.ensure(activation.number)
         if project is None:
-            return
+            return False
         self._warn_process_settings(project)
+        if registry is not None:  # the labels moved with the release: read them afresh
+            registry.forget_labels()
         self.runner.use_release(activation.number, project)
+        self.runner.activation = activation.id
         log.info(
             "release %d is live (%s by %s)", activation.number, activation.reason, activation.activated_by
         )
         for hook in self.on_switch:
             await hook(project)
+        return True
 
     async def ensure(self, number: int) -> Project | None:
         """Release `number` loaded in the runner (loading it if needed); None if it cannot load."""
@@ -105,9 +127,12 @@ class ReleaseFollower:
                 return known
             try:
                 project = await self._load(number)
-            except Exception as exc:  # a broken release must not take the server down
+            except ConfigError as exc:  # a broken release must not take the server down
                 self._failed.add(number)
-                log.error("release %d cannot be loaded, staying on what is live: %s", number, exc)
+                log.error("release %d does not load, staying on what is live:\n%s", number, exc)
+                return None
+            except Exception as exc:  # the database, the disk: try again at the next check
+                log.warning("release %d could not be loaded now (%s); retrying", number, exc)
                 return None
             self.runner.add_release(number, project)
             return project
@@ -137,7 +162,9 @@ class ReleaseFollower:
         while True:
             await asyncio.sleep(self.interval)
             try:
-                await self.check()
+                registry = self.runner.prompts.registry
+                if registry is not None and not await self.check():
+                    registry.forget_labels()  # label moves made without a release (the console)
             except Exception:
                 log.warning("checking for a new live release failed; retrying", exc_info=True)
 

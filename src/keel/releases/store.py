@@ -125,16 +125,7 @@ class ReleaseStore(AsyncDatabase):
         for attempt in range(_ATTEMPTS):
             try:
                 async with write_transaction(self._engine, self._url) as connection:
-                    last = (await connection.execute(select(func.max(release_activations.c.id)))).scalar()
-                    row: dict[str, Any] = {
-                        "id": int(last or 0) + 1,
-                        "number": number,
-                        "activated_at": datetime.now(UTC),
-                        "activated_by": actor,
-                        "reason": reason,
-                    }
-                    await connection.execute(insert(release_activations).values(**row))
-                    return _activation(row)
+                    return await insert_activation(connection, number, actor=actor, reason=reason)
             except IntegrityError:
                 if attempt == _ATTEMPTS - 1:
                     raise
@@ -189,6 +180,22 @@ class ReleaseStore(AsyncDatabase):
         if missing:
             raise UsageError(f"release {number} is missing {len(missing)} stored file(s)")
         return {path: contents[digest] for path, digest in release.manifest.items()}
+
+
+async def insert_activation(
+    connection: AsyncConnection, number: int, *, actor: str, reason: str
+) -> Activation:
+    """Make release `number` live, within the caller's transaction (IntegrityError on a race: retry)."""
+    last = (await connection.execute(select(func.max(release_activations.c.id)))).scalar()
+    row: dict[str, Any] = {
+        "id": int(last or 0) + 1,
+        "number": number,
+        "activated_at": datetime.now(UTC),
+        "activated_by": actor,
+        "reason": reason,
+    }
+    await connection.execute(insert(release_activations).values(**row))
+    return _activation(row)
 
 
 def manifest_of(content: bytes) -> str:

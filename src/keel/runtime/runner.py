@@ -78,6 +78,9 @@ class Runner:
         # The live release (None: the project's files) and every project this runner has run: runs
         # accepted on one release finish on it, even after another became live.
         self.release: int | None = None
+        # With a release follower: the activation that made `release` live (labels are checked
+        # against it); False without one (a library Runner reads labels as they are).
+        self.activation: int | bool | None = False
         self._projects: dict[int | None, Project] = {None: project}
         env = os.environ if environ is None else environ
         self._own_factory = ModelFactory(environ) if model_factory is None else None
@@ -459,6 +462,7 @@ class Runner:
             user_id=user_id,
             session_id=session_id,
             variables=variables,
+            activation=self.activation if number == self.release else False,
         )
 
     def record(self, result: RunResult) -> None:
