@@ -42,6 +42,7 @@ def full_run() -> RunRecord:
         tool_failures=("lookup", "lookup"),
         tools_called=("lookup", "search", "lookup", "lookup"),
         prompt_version="v7",
+        release=12,
         session_id="session-1",
         user_id="user@example.com",
         tenant_id="acme",
