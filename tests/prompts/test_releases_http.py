@@ -119,3 +119,108 @@ def test_rollback_under_load_keeps_in_flight_runs_on_their_release(tmp_path: Pat
     rollback_wall = max(datetime.fromisoformat(v["ended_at"]) for v in before if v["release"] == 2)
     in_flight = [v for v in before if datetime.fromisoformat(v["ended_at"]) >= rollback_wall]
     assert in_flight and all(v["release"] == 2 for v in in_flight)
+
+
+def _keys(url: str) -> dict[str, str]:
+    from keel.store.keys import KeyStore
+
+    async def make() -> dict[str, str]:
+        async with KeyStore(url) as store:
+            made = {
+                "writer": await store.create(
+                    "w", ["prompts:read", "prompts:write", "runs:write"], tenant_id="acme"
+                ),
+                "deployer": await store.create(
+                    "d", ["prompts:read", "prompts:write", "prompts:deploy"], tenant_id="acme"
+                ),
+                "reader": await store.create("r", ["prompts:read"], tenant_id="acme"),
+                "other": await store.create(
+                    "o", ["prompts:read", "prompts:write", "runs:write"], tenant_id="globex"
+                ),
+                "admin": await store.create("a", ["admin"], tenant_id="acme"),
+            }
+            return {name: created.key for name, created in made.items()}
+
+    return asyncio.run(make())
+
+
+def test_prompt_api_permissions_protected_labels_and_tenants(tmp_path: Path, sqlite_url: str) -> None:
+    with FakeLLMThread(echo_system) as fake:
+        root = write_project(tmp_path / "p", fake.base_url, gateway="auth: required")
+        set_prompt(root, "---\nvariables: [team]\n---\nHelp {{ team }}.")
+        (root / "agents" / "helper.yaml").write_text(
+            "model: fake\ninstructions: {prompt: helper, variables: {team: ops}}\n"
+        )
+        asyncio.run(deploy(root, sqlite_url, actor="operator:test", environ={"FAKE_KEY": "x"}))
+        keys = _keys(sqlite_url)
+        server = KeelServer(root, sqlite_url, {})
+        server.start()
+        try:
+            with httpx.Client(base_url=server.url, timeout=30) as client:
+
+                def as_(who: str) -> dict[str, str]:
+                    return {"authorization": f"Bearer {keys[who]}"}
+
+                listed = client.get("/v1/prompts", headers=as_("reader")).json()["prompts"]
+                assert [(p["name"], p["latest"]) for p in listed] == [("helper", "1.0.0")]
+                body = {"template": "Assist {{ team }} quickly.", "variables": ["team"], "message": "faster"}
+                assert (
+                    client.post("/v1/prompts/helper/versions", json=body, headers=as_("reader")).status_code
+                    == 403
+                )
+                made = client.post("/v1/prompts/helper/versions", json=body, headers=as_("writer"))
+                assert (
+                    made.status_code == 201
+                    and made.json()["version"] == "1.0.0"
+                    and made.json()["scope"] == "tenant"
+                )
+                bad = client.post(
+                    "/v1/prompts/helper/versions",
+                    json={"template": "{{ a }}", "variables": []},
+                    headers=as_("writer"),
+                )
+                assert bad.status_code == 422 and bad.json()["code"] == "prompt_variables"
+
+                # production is protected: prompts:write is not enough, prompts:deploy is.
+                move = {"version": "1.0.0", "reason": "canary passed"}
+                refused = client.put("/v1/prompts/helper/labels/production", json=move, headers=as_("writer"))
+                assert refused.status_code == 403 and refused.json()["code"] == "label_protected"
+                staging = client.put("/v1/prompts/helper/labels/staging", json=move, headers=as_("writer"))
+                assert staging.status_code == 200 and staging.json()["scope"] == "tenant"
+                moved = client.put("/v1/prompts/helper/labels/production", json=move, headers=as_("deployer"))
+                assert moved.status_code == 200, moved.text
+
+                # acme's runs now get acme's version; globex still gets the project's.
+                def run(who: str, **extra: object) -> httpx.Response:
+                    return client.post(
+                        "/v1/agents/helper/runs", json={"input": "x", "wait": 20, **extra}, headers=as_(who)
+                    )
+
+                acme = run("writer").json()
+                assert (acme["output"], acme["prompt_version"]) == ("Assist ops quickly.", "helper@1.0.0")
+                globex = run("other").json()
+                assert (globex["output"], globex["release"]) == ("Help ops.", 1)
+                history = client.get("/v1/prompts/helper", headers=as_("reader")).json()
+                assert {m["moved_by"].split(":")[0] for m in history["moves"]} == {"service", "operator"}
+                assert len(client.get("/v1/prompts/helper", headers=as_("other")).json()["moves"]) == 1
+                assert (
+                    client.get("/v1/prompts/helper/versions/1.0.0", headers=as_("other")).json()["scope"]
+                    == "project"
+                )
+                diff = client.get(
+                    "/v1/prompts/helper/diff", params={"from": "1.0.0", "to": "1.0.0"}, headers=as_("reader")
+                )
+                assert diff.status_code == 200
+                stats = client.get("/v1/prompts/helper/stats", headers=as_("reader")).json()
+                assert stats["name"] == "helper"
+
+                # Variables are checked when the run is accepted.
+                unknown = run("writer", variables={"colour": "red"})
+                assert unknown.status_code == 422 and unknown.json()["code"] == "prompt_variable_unknown"
+
+                # Releases: admins only.
+                assert client.get("/v1/releases", headers=as_("reader")).status_code == 403
+                releases = client.get("/v1/releases", headers=as_("admin")).json()
+                assert releases["live"]["release"] == 1 and releases["serving"] == 1
+        finally:
+            server.stop()
