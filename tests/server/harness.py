@@ -126,8 +126,10 @@ class KeelServer:
         role: str = "all",
         worker_id: str | None = None,
         port: int | None = None,
+        args: tuple[str, ...] = (),
     ) -> None:
         self.project, self.database_url, self.role, self.worker_id = project, database_url, role, worker_id
+        self.args = args  # more `keel serve` options, e.g. ("--reload",)
         self.port = port or free_port()
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
@@ -151,6 +153,7 @@ class KeelServer:
         ]
         if self.worker_id:
             cmd += ["--worker-id", self.worker_id]
+        cmd += self.args
         env = {**os.environ, **self.env, "KEEL_DATABASE_URL": self.database_url, "FAKE_KEY": "x"}
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
