@@ -8,6 +8,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -224,3 +225,45 @@ def test_prompt_api_permissions_protected_labels_and_tenants(tmp_path: Path, sql
                 assert releases["live"]["release"] == 1 and releases["serving"] == 1
         finally:
             server.stop()
+
+
+def test_serve_reload_makes_a_changed_prompt_file_live_within_2_seconds(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    with FakeLLMThread(echo_system) as fake:
+        root = write_project(tmp_path / "p", fake.base_url)
+        set_prompt(root, "Version A of the prompt.")
+        # A deployed release exists, but --reload serves the files, not the release.
+        asyncio.run(deploy(root, sqlite_url, actor="operator:test", environ={"FAKE_KEY": "x"}))
+        server = KeelServer(root, sqlite_url, {}, args=("--reload",))
+        server.start()
+        try:
+            with httpx.Client(base_url=server.url, timeout=30) as client:
+
+                def answer() -> dict[str, Any]:
+                    response = client.post("/v1/agents/helper/runs", json={"input": "x", "wait": 20})
+                    assert response.status_code == 200, response.text
+                    return dict(response.json())
+
+                first = answer()
+                assert first["output"] == "Version A of the prompt." and first["prompt_version"].startswith(
+                    "helper@file:"
+                )
+                assert first["release"] is None
+                set_prompt(root, "Version B of the prompt.")
+                changed = time.monotonic()
+                while True:
+                    view = answer()
+                    if view["output"] == "Version B of the prompt.":
+                        live_after = time.monotonic() - changed
+                        break
+                    assert time.monotonic() - changed < 10, "the changed prompt never went live"
+                    time.sleep(0.05)
+                # A broken change is refused: the last good version stays live.
+                set_prompt(root, "---\nvariables: [nope]\n---\nNo placeholder here.")
+                time.sleep(1.5)
+                assert answer()["output"] == "Version B of the prompt."
+        finally:
+            server.stop()
+    print(f"--reload: the changed prompt was live after {live_after:.2f} s")
+    assert live_after <= 2.0, f"live after {live_after:.2f} s"
