@@ -162,3 +162,45 @@ def test_an_agent_naming_a_missing_prompt_or_variable_is_a_config_error(tmp_path
     assert (
         "'x' are not declared by prompt 'helper'" in found[("agents/third.yaml", 2, "instructions.variables")]
     )
+
+
+def test_a_canary_over_2000_runs_lands_on_target_with_per_version_statistics(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    root = write(tmp_path / "p", PROMPT_V1)
+    asyncio.run(deploy(root, sqlite_url, actor="operator:cli"))
+    (root / "prompts" / "helper.md").write_text(textwrap.dedent(PROMPT_V1).replace("Help", "Assist"))
+    asyncio.run(deploy(root, sqlite_url, actor="operator:cli"))  # 1.0.1 is production
+
+    async def go() -> tuple[list[Any], list[Any], list[dict[str, Any]]]:
+        async with PromptRegistry(sqlite_url) as registry:
+            await registry.move_label(
+                "helper", "production", [Share("1.0.1", 80), Share("1.0.0", 20)], actor="cli", sticky="user"
+            )
+        async with Runner(load_project(root), model_factory=factory, database_url=sqlite_url) as runner:
+            gate = asyncio.Semaphore(25)
+
+            async def one(user: str) -> Any:
+                async with gate:
+                    return await runner.run("helper", "hi", user_id=user)
+
+            results = await asyncio.gather(*(one(f"user-{i}") for i in range(2000)))
+            again = await asyncio.gather(*(one(f"user-{i}") for i in range(0, 2000, 20)))
+            await runner.flush()
+        async with PromptRegistry(sqlite_url) as registry:
+            stats = await registry.stats("helper", tenant_id=None)
+        return results, again, stats
+
+    results, again, stats = asyncio.run(go())
+    assert all(r.succeeded for r in results)
+    canary = sum(1 for r in results if r.prompt_version == "helper@1.0.0") / len(results)
+    assert abs(canary - 0.20) <= 0.03, canary
+    for result in results:  # the text each run got is its version's
+        expected = "Help" if result.prompt_version == "helper@1.0.0" else "Assist"
+        assert result.output.startswith(expected)
+    first = {r.user_id: r.prompt_version for r in results}
+    assert all(first[r.user_id] == r.prompt_version for r in again)  # each user stays on one version
+    by_version = {s["version"]: s for s in stats}
+    assert by_version["1.0.0"]["runs"] + by_version["1.0.1"]["runs"] == 2100
+    assert by_version["1.0.0"]["success_rate"] == 1.0 and by_version["1.0.0"]["latency_ms_p50"] is not None
+    print(f"canary share over 2,000 runs: {canary:.3f} (target 0.200)")

@@ -21,7 +21,7 @@ from rich.markup import escape
 from sqlalchemy.exc import SQLAlchemyError
 
 from keel.cli.audit import OPERATOR_CLI
-from keel.cli.common import EXIT_CONFIG, EXIT_USAGE, ProjectOpt, err, load, out
+from keel.cli.common import EXIT_CONFIG, EXIT_USAGE, ProjectOpt, err, load, out, print_issues
 from keel.errors import ConfigError, UsageError
 from keel.store.urls import describe_error
 
@@ -33,17 +33,24 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _url(project: Path) -> tuple[Path, str]:
+    """The project folder and its database, from keel.yaml alone: listing, rolling back and
+    reading the registry work while an agent or prompt file is broken (`keel deploy` checks all)."""
+    from keel.config.loader import load_settings
     from keel.store import resolve_database_url, upgrade
 
-    loaded = load(project)
-    if not loaded.config.storage.enabled:
+    try:
+        root, config = load_settings(project)
+    except ConfigError as exc:
+        print_issues(exc.issues)
+        raise typer.Exit(EXIT_CONFIG) from None
+    if not config.storage.enabled:
         raise _fail("releases and the prompt registry need storage (storage.enabled: true)", EXIT_CONFIG)
-    url = resolve_database_url(loaded.config.storage.url, loaded.root, os.environ)
+    url = resolve_database_url(config.storage.url, root, os.environ)
     try:
         upgrade(url)
     except UsageError as exc:
         raise _fail(str(exc), EXIT_CONFIG) from None
-    return loaded.root, url
+    return root, url
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -81,6 +88,7 @@ def deploy(
     from keel.releases.deploy import deploy as do_deploy
 
     root, url = _url(project)
+    load(project)  # every problem of the project, printed; nothing deployed
     outcome = _run(lambda: do_deploy(root, url, actor=OPERATOR_CLI, message=message), url)
     if as_json:
         out.print_json(json.dumps(outcome.as_dict()))
@@ -150,10 +158,11 @@ def rollback(
     as_json: JsonOpt = False,
 ) -> None:
     """Make another release live again, in seconds, without restarting servers."""
+    from keel.config.loader import load_settings
     from keel.releases.deploy import rollback as do_rollback
 
     _, url = _url(project)
-    label = load(project).config.prompts.deploy_label
+    label = load_settings(project)[1].prompts.deploy_label
     outcome = _run(lambda: do_rollback(url, number, actor=OPERATOR_CLI, label=label), url)
     if as_json:
         out.print_json(json.dumps(outcome.as_dict()))
@@ -275,3 +284,46 @@ def label_command(
     moved = _run(work, url)
     rollout = "/".join(f"{s.version}:{s.weight:g}%" for s in moved.rollout)
     out.print(f"{name}:{label} -> {rollout} (sticky: {moved.sticky})", highlight=False)
+
+
+@prompts_app.command("create")
+def create_version(
+    name: Annotated[str, typer.Argument(help="The prompt.")],
+    file: Annotated[Path, typer.Option("--file", "-f", help="A prompt file (front matter and text).")],
+    message: Annotated[str | None, typer.Option("--message", "-m", help="What changed.")] = None,
+    project: ProjectOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Save a new version of the project's prompt from a file (no label moves: see `keel prompts label`)."""
+    from keel.prompts.registry import PromptRegistry
+    from keel.prompts.source import parse_prompt
+
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _fail(f"cannot read {file}: {exc}", EXIT_USAGE) from None
+    source = parse_prompt(text, str(file), name)
+    if isinstance(source, list):
+        for issue in source:
+            err.print(f"[bold red]error[/] {escape(str(issue))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_CONFIG)
+    _, url = _url(project)
+
+    async def work() -> Any:
+        async with PromptRegistry(url) as registry:
+            return await registry.save(
+                name,
+                source.content,
+                author=OPERATOR_CLI,
+                version=source.version,
+                message=message or source.message,
+                owner=source.owner,
+                source="cli",
+            )
+
+    version, created = _run(work, url)
+    if as_json:
+        out.print_json(json.dumps({**version.as_dict(), "created": created}))
+        return
+    what = "new version" if created else "unchanged: the latest version is"
+    out.print(f"{what} {version.ref} ({version.content_hash[:12]})", highlight=False)

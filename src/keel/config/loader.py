@@ -44,6 +44,20 @@ def load_project(path: str | Path, *, environ: Mapping[str, str] | None = None) 
     return project
 
 
+def load_settings(
+    path: str | Path, *, environ: Mapping[str, str] | None = None
+) -> tuple[Path, ProjectConfig]:
+    """The project folder and its `keel.yaml` settings alone (agents are not read): for commands
+    that must work while an agent file is broken, such as `keel rollback`. ConfigError for
+    problems in keel.yaml itself."""
+    root = find_root(path).resolve()
+    loading = _Loading(root, os.environ if environ is None else environ)
+    config, _, _ = loading._project_file()
+    if loading.issues or config is None:
+        raise ConfigError(_ordered(loading.issues))
+    return root, config
+
+
 def check_project(path: str | Path, *, environ: Mapping[str, str] | None = None) -> list[ConfigIssue]:
     """Every problem of the project at `path`; an empty list when it loads."""
     try:
