@@ -63,7 +63,9 @@ def test_versions_and_labels_from_the_cli(project: Path, tmp_path: Path) -> None
     draft.write_text("---\nversion: 2.0.0\nmessage: rewrite\n---\nNew words.\n")
     code, out, _ = invoke("prompts", "create", "helper", "--file", str(draft), "-p", str(project))
     assert code == 0 and "new version helper@2.0.0" in out
-    code, out, _ = invoke("prompts", "label", "helper", "production", "1.0.0=90", "2.0.0=10", "-p", str(project))
+    code, out, _ = invoke(
+        "prompts", "label", "helper", "production", "1.0.0=90", "2.0.0=10", "-p", str(project)
+    )
     assert code == 0 and "helper:production -> 1.0.0:90%/2.0.0:10%" in out
     code, _, err = invoke("prompts", "label", "helper", "production", "1.0.0=90", "-p", str(project))
     assert code == 2 and "add up to 90, not 100" in err
