@@ -10,9 +10,11 @@ Decimals at the store's precision (1e-10 USD); tokens are integers.
 
 Enforcement (`keel.store.ledger.BudgetLedger`, called by the run loop through
 `keel.runtime.budget_guard`, from the project's `gateway.budgets`) reserves an estimate before
-each model request and settles it with the actual usage afterwards. A request that would take any
-applicable budget's settled spend plus open reservations past its limit is refused with
-`BudgetExceeded` (error category `budget_exceeded`), before the provider is called. A soft
+each model request and settles it with the actual usage afterwards; the estimate is usually taken
+in memory from room the ledger leases per process. A request that would take any applicable
+budget's settled spend plus what is held of it (other processes' leases, this process's open
+reservations) past its limit is refused with `BudgetExceeded` (error category
+`budget_exceeded`), before the provider is called. A soft
 threshold is a fraction of the limit: settling reports the thresholds that this settlement
 crossed, once per budget and window.
 
@@ -205,8 +207,9 @@ class Budget:
 class BudgetExceeded(RunFailure):
     """A model request was refused: it would have taken `budget` past its limit.
 
-    `spent` is the settled spend in the budget's current window, `reserved` what open
-    reservations hold, `requested` the refused estimate; all in the budget's unit. A run that gets
+    `spent` is the settled spend in the budget's current window, `reserved` what is held of it
+    (other processes' leases, this process's open reservations), `requested` the refused
+    estimate; all in the budget's unit. A run that gets
     this ends with category `budget_exceeded` and keeps what it produced.
     """
 
