@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from keel.config.gateway import BudgetConfig, BudgetsConfig
 from keel.errors import UsageError
 from keel.gateway.budgets import Budget, BudgetExceeded, Reservation, ThresholdCrossing
+from keel.runtime.budget_guard import BudgetGuard
 from keel.store.engine import sync_engine
 from keel.store.ledger import LEASE_TERM_SECONDS, RESERVATION_TTL_SECONDS, BudgetLedger
 from keel.store.tables import budget_holds
@@ -310,3 +312,25 @@ async def test_a_lease_lives_at_least_a_reservation_longer_than_what_it_hands_ou
     late = await reserve(ledger, budget, "1")
     assert ledger.transactions > before  # renewed in the database before handing room out
     assert late.expires_at == clock.now + timedelta(seconds=RESERVATION_TTL_SECONDS)
+
+
+async def test_a_starting_run_has_its_leases_opened_for_it(store_url: str) -> None:
+    """`BudgetGuard.for_run` opens the run's leases in the background, sized by the agent's
+    latest request, so the run's first request finds room in memory."""
+    config = BudgetsConfig(limits=[BudgetConfig(scope="run", unit="tokens", period="run", limit=10_000)])
+    guard = BudgetGuard(config, store_url)
+    guard.start()
+    try:
+        first = guard.for_run(run_id="r1", agent="support", tenant_id=TENANT, user_id=None)
+        assert first is not None
+        await guard.ledger.flush()
+        assert holds(store_url) == []  # no request of the agent seen yet: nothing to size a lease by
+        guard.estimated("support", Decimal(0), 500)
+        run = guard.for_run(run_id="r2", agent="support", tenant_id=TENANT, user_id=None)
+        assert run is not None
+        await guard.ledger.flush()  # the run's setup, in a real run
+        before = guard.ledger.transactions
+        await guard.ledger.reserve(run.budgets, amount_usd=0, tokens=500, run_id="r2", tenant_id=TENANT)
+        assert guard.ledger.transactions == before
+    finally:
+        await guard.aclose()
