@@ -83,6 +83,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -643,4 +644,97 @@ release_activations = Table(
     Column("activated_at", UtcDateTime(), nullable=False),
     Column("activated_by", String(NAME_LENGTH), nullable=False),
     Column("reason", String(SHORT_LENGTH), nullable=False),
+)
+
+# Evaluations (revision 0010), see `keel.evals` and docs/evals.md:
+# - `eval_datasets`: versioned datasets kept in the database (the files are the other source):
+#   the whole document (cases, evaluators) per version, by tenant (`PROJECT_TENANT` for files).
+# - `eval_runs`: one offline evaluation: dataset and its hash, agent, prompt version, release,
+#   status, the summary (per case, per evaluator, totals, cost) and the gate verdict.
+# - `eval_results`: one row per case attempt: the run it made, pass/fail, every evaluator's score.
+# - `online_scores`: scores of sampled live runs, per evaluator, for time series per version.
+# - `run_feedback`: explicit (thumbs, corrections) and implicit (accepted, edited, rejected) signals.
+eval_datasets = Table(
+    "eval_datasets",
+    metadata,
+    Column("id", String(ID_LENGTH), primary_key=True),
+    Column("tenant_id", String(NAME_LENGTH), nullable=False),
+    Column("name", String(NAME_LENGTH), nullable=False),
+    Column("version", Integer(), nullable=False),
+    Column("content_hash", String(HASH_LENGTH), nullable=False),
+    Column("document", JsonDocument, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("created_by", String(NAME_LENGTH), nullable=False),
+    UniqueConstraint("tenant_id", "name", "version"),
+)
+
+eval_runs = Table(
+    "eval_runs",
+    metadata,
+    Column("id", String(ID_LENGTH), primary_key=True),
+    Column("tenant_id", String(NAME_LENGTH), nullable=False),
+    Column("dataset", String(NAME_LENGTH), nullable=False),
+    Column("dataset_hash", String(HASH_LENGTH), nullable=False),
+    Column("agent", String(NAME_LENGTH), nullable=False),
+    Column("prompt_version", String(NAME_LENGTH), nullable=True),
+    Column("release", Integer(), nullable=True),
+    Column("status", String(SHORT_LENGTH), nullable=False),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("ended_at", UtcDateTime(), nullable=True),
+    Column("summary", JsonDocument, nullable=False),
+    Column("baseline_id", String(ID_LENGTH), nullable=True),
+    Column("gate", JsonDocument, nullable=True),
+    Column("created_by", String(NAME_LENGTH), nullable=False),
+    Index("ix_eval_runs_tenant_id_started_at", "tenant_id", "started_at"),
+    Index("ix_eval_runs_dataset_agent_started_at", "dataset", "agent", "started_at"),
+)
+
+eval_results = Table(
+    "eval_results",
+    metadata,
+    Column("id", String(ID_LENGTH), primary_key=True),
+    Column("eval_run_id", String(ID_LENGTH), ForeignKey("eval_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("case_id", String(NAME_LENGTH), nullable=False),
+    Column("attempt", Integer(), nullable=False),
+    Column("run_id", String(ID_LENGTH), nullable=True),
+    Column("passed", Boolean(), nullable=False),
+    Column("scores", JsonDocument, nullable=False),
+    Column("output", JsonDocument, nullable=True),
+    Column("latency_ms", Float(), nullable=True),
+    Column("cost_usd", Money(), nullable=True),
+    Index("ix_eval_results_eval_run_id_case_id", "eval_run_id", "case_id"),
+)
+
+online_scores = Table(
+    "online_scores",
+    metadata,
+    Column("id", String(ID_LENGTH), primary_key=True),
+    Column("run_id", String(ID_LENGTH), nullable=False),
+    Column("tenant_id", String(NAME_LENGTH), nullable=True),
+    Column("agent", String(NAME_LENGTH), nullable=False),
+    Column("prompt_version", String(NAME_LENGTH), nullable=True),
+    Column("evaluator", String(NAME_LENGTH), nullable=False),
+    Column("score", Float(), nullable=False),
+    Column("passed", Boolean(), nullable=False),
+    Column("reason", Text(), nullable=True),
+    Column("scored_at", UtcDateTime(), nullable=False),
+    Index("ix_online_scores_agent_scored_at", "agent", "scored_at"),
+    Index("ix_online_scores_run_id", "run_id"),
+)
+
+run_feedback = Table(
+    "run_feedback",
+    metadata,
+    Column("id", String(ID_LENGTH), primary_key=True),
+    Column("run_id", String(ID_LENGTH), nullable=False),
+    Column("tenant_id", String(NAME_LENGTH), nullable=True),
+    Column("kind", String(SHORT_LENGTH), nullable=False),
+    Column("value", Float(), nullable=True),
+    Column("comment", Text(), nullable=True),
+    Column("correction", JsonDocument, nullable=True),
+    Column("source", String(SHORT_LENGTH), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("created_by", String(NAME_LENGTH), nullable=False),
+    Index("ix_run_feedback_run_id", "run_id"),
+    Index("ix_run_feedback_tenant_id_created_at", "tenant_id", "created_at"),
 )
