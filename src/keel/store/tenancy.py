@@ -26,6 +26,9 @@ the tenant mandatory, only this module and the query signatures change. Ownershi
   read but not change. `prompt_links`: the version they link.
   `releases`, `release_files`, `release_activations` are project-wide (operators deploy them): no
   rule here, and only admins reach them.
+- `eval_datasets`, `eval_runs`: their own `tenant_id` column (`PROJECT_TENANT` for what the
+  operator's CLI ran; a tenant also sees those). `eval_results`: the evaluation run it belongs to.
+- `online_scores`, `run_feedback`: their own `tenant_id` column (the run's tenant).
 A table not listed here is refused, so a new table cannot be queried unscoped by accident.
 """
 
@@ -43,16 +46,21 @@ from keel.store.tables import (
     budget_entries,
     budget_holds,
     callback_attempts,
+    eval_datasets,
+    eval_results,
+    eval_runs,
     oauth_clients,
     oauth_codes,
     oauth_refresh_tokens,
     oauth_revoked_tokens,
+    online_scores,
     passkey_enrollments,
     passkeys,
     prompt_label_moves,
     prompt_labels,
     prompt_links,
     prompt_versions,
+    run_feedback,
     runs,
     spans,
     user_sessions,
@@ -101,6 +109,14 @@ def tenant_condition(table: Table, tenant_id: str) -> ColumnElement[bool]:
         return table.c.tenant_id == tenant_id
     if any(table is owner for owner in _PROMPT_TABLES):
         return table.c.tenant_id.in_((tenant_id, PROJECT_TENANT))
+    if table is eval_datasets or table is eval_runs:
+        return table.c.tenant_id.in_((tenant_id, PROJECT_TENANT))
+    if table is eval_results:
+        return table.c.eval_run_id.in_(
+            select(eval_runs.c.id).where(eval_runs.c.tenant_id.in_((tenant_id, PROJECT_TENANT)))
+        )
+    if table is online_scores or table is run_feedback:
+        return table.c.tenant_id == tenant_id
     if table is prompt_links:
         return table.c.version_id.in_(
             select(prompt_versions.c.id).where(prompt_versions.c.tenant_id.in_((tenant_id, PROJECT_TENANT)))
