@@ -36,6 +36,7 @@ from keel.cli.common import (
     out,
     print_issues,
 )
+from keel.cli.evals import eval_command
 from keel.cli.keys import keys_app
 from keel.cli.oauth import oauth_app
 from keel.cli.releases import deploy, prompts_app, releases, rollback
@@ -64,6 +65,7 @@ app.add_typer(prompts_app, name="prompts")
 app.command()(deploy)
 app.command()(releases)
 app.command()(rollback)
+app.command("eval")(eval_command)
 
 FakeLLMOpt = Annotated[
     bool,
