@@ -719,7 +719,8 @@ online_scores = Table(
     Column("reason", Text(), nullable=True),
     Column("scored_at", UtcDateTime(), nullable=False),
     Index("ix_online_scores_agent_scored_at", "agent", "scored_at"),
-    Index("ix_online_scores_run_id", "run_id"),
+    # One score per run and evaluator (revision 0011): a replayed run is never scored twice.
+    Index("uq_online_scores_run_id_evaluator", "run_id", "evaluator", unique=True),
 )
 
 run_feedback = Table(
