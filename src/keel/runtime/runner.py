@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import os
 import time
 import uuid
@@ -52,6 +53,11 @@ from keel.store import RecordWriter, SpanRecord, resolve_database_url, upgrade
 from keel.tracing import Tracing, agent_span
 
 RunInput = str | Mapping[str, Any] | list[Any]
+RunObserver = Callable[[RunResult], None]
+"""Told of every run that ended in this runner (`Runner.after_run`). It must return at once (schedule
+any work, never await it on the run's path); what it raises is logged, never the run's failure."""
+
+log = logging.getLogger("keel.runtime")
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,7 @@ class Runner:
         )
         self._started = False
         self._start_lock = asyncio.Lock()
+        self.after_run: list[RunObserver] = []  # e.g. online evaluation (keel.evals.online)
 
     async def start(self) -> None:
         """Create or migrate the database and start the background writer. Idempotent; `run`
@@ -432,6 +439,11 @@ class Runner:
             raise RunInterrupted(result) from interrupted
         if self.writer is not None:
             self.writer.submit(run_record(result))
+        for observer in self.after_run:
+            try:
+                observer(result)
+            except Exception:
+                log.exception("an after-run observer failed for run %s", run_id)
         return result
 
     def check_input(self, agent: str, input: RunInput) -> None:
