@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from keel.config.gateway import GatewayConfig
+from keel.evals.evaluators import EvaluatorConfigError, parse_spec
 from keel.gateway.keys import Scope
 
 ProviderName = Literal["openai", "anthropic", "google", "openai-compatible"]
@@ -216,6 +217,45 @@ class AgentIdentity(_Strict):
     scopes: list[Scope] = Field(default=[], description="The agent's scopes. None by default.")
 
 
+def _evaluator(raw: dict[str, Any]) -> dict[str, Any]:
+    """An evaluator mapping, checked as datasets check theirs (`keel.evals.evaluators`)."""
+    try:
+        parse_spec(raw)
+    except EvaluatorConfigError as exc:
+        raise ValueError(exc.message) from None
+    return raw
+
+
+class OnlineEvalConfig(_Strict):
+    """A share of this agent's live runs scored in the background (docs/evals.md)."""
+
+    sample_rate: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.1,
+        description="Share of runs scored, 0 to 1; decided per run id, so a replayed run decides the same.",
+    )
+    evaluators: Annotated[list[Annotated[dict[str, Any], AfterValidator(_evaluator)]], Field(min_length=1)] = (
+        Field(description="Evaluator mappings, as in datasets (type, name, settings).")
+    )
+
+    @model_validator(mode="after")
+    def _distinct_names(self) -> OnlineEvalConfig:
+        names = [str(e.get("name") or e["type"]) for e in self.evaluators]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(
+                f"evaluators named {', '.join(repeated)} more than once: give each a distinct `name`"
+            )
+        return self
+
+
+class EvalsConfig(_Strict):
+    """Evaluation of this agent's runs."""
+
+    online: OnlineEvalConfig | None = Field(
+        default=None, description="Online evaluation of live runs; null for none."
+    )
+
+
 class AgentConfig(_Strict):
     """One agent, from `agents/<name>.yaml` merged over `agents/_defaults.yaml`."""
 
@@ -244,6 +284,7 @@ class AgentConfig(_Strict):
     model_settings: ModelSettingsConfig = ModelSettingsConfig()
     queue: QueueConfig = QueueConfig()
     identity: AgentIdentity = AgentIdentity()
+    evals: EvalsConfig = EvalsConfig()
     metadata: dict[str, Any] = {}
 
     @model_validator(mode="after")
