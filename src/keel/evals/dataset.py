@@ -222,6 +222,9 @@ def _case(
                     issue.file, issue.line, f"cases[{index}].{issue.field}".rstrip("."), issue.message
                 )
             )
+        expect = raw.get("expect")
+        if isinstance(expect, list) and all(isinstance(e, dict) for e in expect):  # still report these
+            _check_evaluators(expect, doc, (*loc, "expect"), issues, prefix=f"cases[{index}].expect")
         return None
     _check_evaluators(case.expect, doc, (*loc, "expect"), issues, prefix=f"cases[{index}].expect")
     where = doc.pos(loc).line if line is None else line
