@@ -167,6 +167,34 @@ def _instructions_kind(value: Any) -> str:
     return "FileRef"
 
 
+class DeployGateConfig(_Strict):
+    """An evaluation `keel deploy` must pass before it makes a release live."""
+
+    dataset: Annotated[str, Field(min_length=1)] = Field(
+        description="The dataset file, relative to the project (e.g. evals/golden.yaml)."
+    )
+    agent: str | None = Field(
+        default=None, description="The agent evaluated; default: the dataset's `agent`."
+    )
+    baseline: Literal["live", "last", "none"] = Field(
+        default="live",
+        description="What the candidate is compared with: what is live now, the last passing evaluation, or nothing.",
+    )
+    max_regression: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.0, description="Allowed drop of any pass rate against the baseline (0.02 = 2 points)."
+    )
+    min_pass_rate: Annotated[float | None, Field(ge=0, le=1)] = Field(
+        default=None, description="Required share of cases passed, whatever the baseline."
+    )
+    concurrency: Annotated[int, Field(ge=1, le=500)] = 10
+
+
+class ProjectEvalsConfig(_Strict):
+    """Evaluations (docs/evals.md)."""
+
+    deploy_gate: DeployGateConfig | None = None
+
+
 JsonSchema = dict[str, Any]
 
 
@@ -233,9 +261,9 @@ class OnlineEvalConfig(_Strict):
         default=0.1,
         description="Share of runs scored, 0 to 1; decided per run id, so a replayed run decides the same.",
     )
-    evaluators: Annotated[list[Annotated[dict[str, Any], AfterValidator(_evaluator)]], Field(min_length=1)] = (
-        Field(description="Evaluator mappings, as in datasets (type, name, settings).")
-    )
+    evaluators: Annotated[
+        list[Annotated[dict[str, Any], AfterValidator(_evaluator)]], Field(min_length=1)
+    ] = Field(description="Evaluator mappings, as in datasets (type, name, settings).")
 
     @model_validator(mode="after")
     def _distinct_names(self) -> OnlineEvalConfig:
@@ -439,3 +467,4 @@ class ProjectConfig(_Strict):
     server: ServerConfig = ServerConfig()
     gateway: GatewayConfig = GatewayConfig()
     prompts: PromptsConfig = PromptsConfig()
+    evals: ProjectEvalsConfig = ProjectEvalsConfig()
