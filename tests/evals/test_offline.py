@@ -160,3 +160,31 @@ def test_bad_datasets_and_options_are_clear_errors(
     assert code == 2 and "no evaluation run 'nope'" in err
     code, out, _ = invoke("eval", "evals/golden.yaml", "-p", str(root), "--tag", "sample", "--json")
     assert code == 0 and json.loads(out)["summary"]["cases"] == 1
+
+
+def test_keel_deploy_refuses_a_release_that_fails_its_gate(
+    tmp_path: Path, fake: FakeLLMThread, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KEEL_DATABASE_URL", sqlite_url)
+    root = project(tmp_path / "p", fake.base_url, 20)
+    with (root / "keel.yaml").open("a") as f:
+        f.write("evals:\n  deploy_gate: {dataset: evals/golden.yaml, baseline: live, min_pass_rate: 0.9}\n")
+    code, out, err = invoke("deploy", str(root), "--json")
+    assert code == 0, out + err
+    first = json.loads(out)
+    assert first["release"]["number"] == 1 and first["gate"]["passed"] is True
+
+    (root / "prompts" / "shout.md").write_text("You are loud.\n")  # the instruction that mattered is gone
+    code, out, err = invoke("deploy", str(root))
+    assert code == 1 and "the deploy gate failed" in err and "nothing was deployed" in err
+    code, out, _ = invoke("releases", "-p", str(root), "--json")
+    assert [r["number"] for r in json.loads(out)["releases"]] == [1]  # no new release
+    code, out, _ = invoke("prompts", "list", "-p", str(root), "--json")
+    assert json.loads(out)["prompts"][0]["labels"][0]["rollout"] == [{"version": "1.0.0", "weight": 100.0}]
+    code, out, _ = invoke("audit", "list", "-p", str(root), "--json")
+    assert any(
+        e["outcome"] == "denied" and e["action"] == "config.deployed" for e in json.loads(out)["entries"]
+    )
+
+    code, out, _ = invoke("deploy", str(root), "--skip-gate", "--json")  # an operator's override
+    assert code == 0 and json.loads(out)["gate"] == {"skipped": True}

@@ -21,7 +21,7 @@ from rich.markup import escape
 from sqlalchemy.exc import SQLAlchemyError
 
 from keel.cli.audit import OPERATOR_CLI
-from keel.cli.common import EXIT_CONFIG, EXIT_USAGE, ProjectOpt, err, load, out, print_issues
+from keel.cli.common import EXIT_CONFIG, EXIT_RUN_FAILED, EXIT_USAGE, ProjectOpt, err, load, out, print_issues
 from keel.errors import ConfigError, UsageError
 from keel.store.urls import describe_error
 
@@ -72,6 +72,10 @@ def _run(work: Callable[[], Coroutine[Any, Any, T]], url: str) -> T:
             err.print(f"[bold red]error[/] {escape(str(issue))}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_CONFIG) from None
     except (PromptError, UsageError) as exc:
+        from keel.releases.deploy import GateFailed
+
+        if isinstance(exc, GateFailed):
+            raise
         raise _fail(str(exc), EXIT_USAGE) from None
     except SQLAlchemyError as exc:
         raise _fail(f"the database cannot be used: {describe_error(exc, url)}", EXIT_CONFIG) from None
@@ -82,14 +86,34 @@ def deploy(
     message: Annotated[
         str | None, typer.Option("--message", "-m", help="What changed, for the history.")
     ] = None,
+    skip_gate: Annotated[
+        bool,
+        typer.Option(
+            "--skip-gate", help="Deploy without the evals.deploy_gate evaluation (recorded in the audit log)."
+        ),
+    ] = False,
+    with_fake_llm: Annotated[
+        bool, typer.Option("--with-fake-llm", help="Run the deploy gate against the project's fake provider.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Release the project: push changed prompts as new versions, make a numbered release, make it live."""
+    """Release the project: push changed prompts as new versions, make a numbered release, make it live.
+
+    With `evals.deploy_gate` in keel.yaml, the candidate is evaluated first; if the gate fails,
+    nothing is deployed (exit 1)."""
+    from keel.cli import _maybe_fake_llm
+    from keel.releases.deploy import GateFailed
     from keel.releases.deploy import deploy as do_deploy
 
     root, url = _url(project)
-    load(project)  # every problem of the project, printed; nothing deployed
-    outcome = _run(lambda: do_deploy(root, url, actor=OPERATOR_CLI, message=message), url)
+    with _maybe_fake_llm(with_fake_llm, project):
+        load(project)  # every problem of the project, printed; nothing deployed
+        try:
+            outcome = _run(
+                lambda: do_deploy(root, url, actor=OPERATOR_CLI, message=message, skip_gate=skip_gate), url
+            )
+        except GateFailed as exc:
+            raise _fail(str(exc), EXIT_RUN_FAILED) from None
     if as_json:
         out.print_json(json.dumps(outcome.as_dict()))
         return

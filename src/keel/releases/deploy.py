@@ -46,6 +46,7 @@ class Outcome:
     new_versions: list[str] = field(default_factory=list)  # name@version pushed now
     moved: list[str] = field(default_factory=list)  # labels moved: name:label -> version
     previous: int | None = None  # the release live before
+    gate: dict[str, Any] | None = None  # the deploy gate's verdict, when there is one
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -55,11 +56,29 @@ class Outcome:
             "new_versions": self.new_versions,
             "moved_labels": self.moved,
             "previous_release": self.previous,
+            "gate": self.gate,
         }
 
 
+class GateFailed(UsageError):
+    """The deploy gate's evaluation failed: nothing was deployed."""
+
+    def __init__(self, verdict: dict[str, Any], eval_run: str) -> None:
+        problems = "; ".join(verdict["problems"]) or "failed"
+        super().__init__(
+            f"the deploy gate failed (evaluation run {eval_run}): {problems}; nothing was deployed"
+        )
+        self.verdict, self.eval_run = verdict, eval_run
+
+
 async def deploy(
-    root: Path, url: str, *, actor: str, message: str | None = None, environ: dict[str, str] | None = None
+    root: Path,
+    url: str,
+    *,
+    actor: str,
+    message: str | None = None,
+    environ: dict[str, str] | None = None,
+    skip_gate: bool = False,
 ) -> Outcome:
     project = load_project(root, environ=environ)  # ConfigError: nothing deployed
     await asyncio.to_thread(upgrade, url)
@@ -85,9 +104,21 @@ async def deploy(
             versions[source.name] = version.version
             if created:
                 pushed.append(version.ref)
+        verdict: dict[str, Any] | None = None
+        gate_config = project.config.evals.deploy_gate
+        if gate_config is not None and not skip_gate:
+            from keel.evals.gate import deploy_gate
+
+            result, eval_run = await deploy_gate(project, url, gate_config, versions, actor=actor)
+            verdict = {**result.as_dict(), "eval_run": eval_run}
+            if not result.passed:
+                await _audit_refusal(url, actor, verdict)
+                raise GateFailed(verdict, eval_run)
+        elif gate_config is not None:
+            verdict = {"skipped": True}
         release, created = await store.create(snapshot, prompts=versions, author=actor, message=message)
         outcome = await _make_live(registry, store, release, label, actor, "deploy")
-        outcome.created, outcome.new_versions = created, pushed
+        outcome.created, outcome.new_versions, outcome.gate = created, pushed, verdict
     await _audit(url, actor, "deploy", outcome)
     return outcome
 
@@ -149,6 +180,19 @@ async def _make_live(
     return Outcome(release, created=False, activated=activated, moved=moved, previous=previous)
 
 
+async def _audit_refusal(url: str, actor: str, verdict: dict[str, Any]) -> None:
+    async with AuditLog(url) as audit:
+        await audit.append(
+            AuditEntry(
+                action="config.deployed",
+                principal=actor,
+                outcome="denied",
+                target="deploy refused by its gate",
+                detail={"kind": "deploy", "gate": verdict},
+            )
+        )
+
+
 async def _audit(url: str, actor: str, kind: str, outcome: Outcome) -> None:
     async with AuditLog(url) as audit:
         await audit.append(
@@ -163,6 +207,7 @@ async def _audit(url: str, actor: str, kind: str, outcome: Outcome) -> None:
                     "content_hash": outcome.release.content_hash,
                     "activated": outcome.activated,
                     "moved_labels": outcome.moved,
+                    "gate": outcome.gate,
                 },
             )
         )
