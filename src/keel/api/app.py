@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from keel.api import problems
 from keel.api.audit import router as audit_router
+from keel.api.datasets import router as datasets_router
 from keel.api.hooks import ServerHooks
 from keel.api.keys import router as keys_router
 from keel.api.problems import Problem
@@ -169,6 +170,7 @@ def create_app(
     if the_runner.database_url is not None:
         app.include_router(prompts_router)
         app.include_router(releases_router)
+        app.include_router(datasets_router)
     for router in extra_routers(project, the_runner.database_url):
         app.include_router(router)
     if durable is not None:

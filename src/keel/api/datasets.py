@@ -1,0 +1,85 @@
+"""A production run becomes an evaluation case in one call: `POST /v1/runs/{run_id}/case`.
+
+Scope `evals:run`. The run must be the caller's tenant's (another tenant's answers 404, as a run
+that does not exist). The case's expected output is, in order: `expected` from the body, the run's
+latest correction (feedback of kind `correction`, unless `use_correction` is false), or what the run
+answered. The case is appended to the caller's tenant's stored dataset `dataset` (made if missing),
+as a new version; `keel eval db:NAME` runs it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Request
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from keel.api.problems import Problem
+from keel.api.security import requires
+from keel.evals.datasets import DatasetStore, case_from_run
+from keel.gateway.principal import Principal
+from keel.runtime.runner import Runner
+from keel.store import RunStore
+from keel.store.repository import read_connection
+from keel.store.tables import run_feedback
+from keel.store.tenancy import scope_to_tenant
+
+router = APIRouter(prefix="/v1/runs", tags=["evals"])
+
+
+class MakeCase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: Annotated[
+        str, Field(pattern=r"^[A-Za-z0-9_.-]{1,100}$", description="The stored dataset to add to.")
+    ]
+    expected: Annotated[
+        Any, Field(description="The expected output; default: the correction, else the output.")
+    ] = None
+    use_correction: bool = True
+    tags: Annotated[list[Annotated[str, Field(min_length=1, max_length=100)]], Field(max_length=20)] = []
+
+
+@router.post("/{run_id}/case", status_code=201)
+async def run_to_case(
+    request: Request,
+    principal: Annotated[Principal, requires("evals:run")],
+    run_id: str,
+    body: Annotated[MakeCase, Body()],
+) -> dict[str, Any]:
+    runner: Runner = request.app.state.runner
+    if runner.database_url is None:
+        raise Problem(503, "evals_unavailable", "Evaluations are off", "stored datasets need storage")
+    async with RunStore(runner.database_url) as runs:
+        record = await runs.get_run(run_id, tenant_id=principal.tenant_id)
+    if record is None:
+        raise Problem(404, "run_not_found", "Run not found", f"no run {run_id}")
+    expected = body.expected
+    if expected is None and body.use_correction:
+        expected = await _correction(runner.database_url, run_id, principal.tenant_id)
+    case = case_from_run(record, expected=expected, tags=body.tags)
+    async with DatasetStore(runner.database_url) as store:
+        version, case_id = await store.add_case(
+            body.dataset, case, actor=principal.label, tenant_id=principal.tenant_id, agent=record.agent
+        )
+    return {"dataset": body.dataset, "version": version, "case_id": case_id, "case": {**case, "id": case_id}}
+
+
+async def _correction(url: str, run_id: str, tenant_id: str) -> Any:
+    from keel.store.engine import async_engine
+
+    engine = async_engine(url)
+    try:
+        statement = scope_to_tenant(
+            select(run_feedback.c.correction)
+            .where(run_feedback.c.run_id == run_id, run_feedback.c.kind == "correction")
+            .order_by(run_feedback.c.created_at.desc())
+            .limit(1),
+            run_feedback,
+            tenant_id,
+        )
+        async with read_connection(engine, url) as connection:
+            return (await connection.execute(statement)).scalar()
+    finally:
+        await engine.dispose()
