@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from keel.api import problems
 from keel.api.audit import router as audit_router
 from keel.api.datasets import router as datasets_router
+from keel.api.evals import router as evals_router
 from keel.api.hooks import ServerHooks
 from keel.api.keys import router as keys_router
 from keel.api.problems import Problem
@@ -31,6 +32,7 @@ from keel.api.security import PUBLIC, RequestHooks, check_routes, requires
 from keel.config.project import Project
 from keel.durable.service import DurableRuns, Role
 from keel.errors import ErrorCategory, UsageError
+from keel.evals.online import OnlineScorer
 from keel.gateway.auth import Gateway, gateway_for
 from keel.gateway.principal import Principal
 from keel.releases.live import FileWatcher, ReleaseFollower
@@ -77,6 +79,8 @@ def create_app(
     own_runner = runner is None
     the_runner = runner or Runner(project)
     durable = DurableRuns(the_runner, role=role, worker_id=worker_id) if the_runner.database_url else None
+    # Online evaluation (agents' evals.online) and feedback: with storage; see keel.evals.online.
+    online = OnlineScorer(the_runner) if the_runner.database_url else None
     the_gateway = gateway or gateway_for(project.config.gateway, the_runner.database_url)
     the_hooks = hooks or server_hooks(project, the_runner.database_url)
     if the_gateway.open:
@@ -92,6 +96,8 @@ def create_app(
         follower = _follower(the_runner, reload)
         if follower is not None:
             await follower.start()  # on the live release before the queues start
+        if online is not None:
+            await online.start()  # before the queues: resumed runs that end are sampled too
         if durable is not None:
             await durable.start()
             if follower is not None:  # a later release may add agents: their queues
@@ -104,6 +110,8 @@ def create_app(
                 await follower.stop()
             if durable is not None:
                 await durable.stop()
+            if online is not None:
+                await online.stop()
             if own_runner:
                 await the_runner.aclose()
             await the_gateway.aclose()
@@ -119,6 +127,7 @@ def create_app(
     problems.install(app)
     app.state.runner = the_runner
     app.state.durable = durable
+    app.state.online_evals = online
     app.state.gateway = the_gateway
     app.state.request_hooks = the_hooks
     if durable is not None and isinstance(the_hooks, ServerHooks) and the_hooks.limiter is not None:
@@ -152,6 +161,8 @@ def create_app(
             body["worker"] = {"id": durable.worker_id, "role": durable.role}
         if isinstance(the_hooks, ServerHooks):
             body["gateway"] = the_hooks.stats()
+        if online is not None:
+            body["online_evals"] = online.stats()
         return body
 
     @app.get("/v1/agents", tags=["agents"])
@@ -170,6 +181,7 @@ def create_app(
     if the_runner.database_url is not None:
         app.include_router(prompts_router)
         app.include_router(releases_router)
+        app.include_router(evals_router)
         app.include_router(datasets_router)
     for router in extra_routers(project, the_runner.database_url):
         app.include_router(router)
