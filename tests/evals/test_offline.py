@@ -188,3 +188,27 @@ def test_keel_deploy_refuses_a_release_that_fails_its_gate(
 
     code, out, _ = invoke("deploy", str(root), "--skip-gate", "--json")  # an operator's override
     assert code == 0 and json.loads(out)["gate"] == {"skipped": True}
+
+
+def test_a_recorded_run_becomes_a_case_in_one_call(
+    tmp_path: Path, fake: FakeLLMThread, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KEEL_DATABASE_URL", sqlite_url)
+    root = project(tmp_path / "p", fake.base_url, 3)
+    code, out, _ = invoke("run", "shout", "make me a case", "-p", str(root), "--json")
+    assert code == 0, out
+    run_id = json.loads(out)["run_id"]
+    code, out, err = invoke("add-case", run_id, "--dataset", "regressions", "--tag", "prod", "-p", str(root))
+    assert code == 0 and "version 1" in out, out + err
+    code, out, _ = invoke(
+        "add-case", run_id, "--dataset", "regressions", "--expected", '"corrected"', "-p", str(root)
+    )
+    assert code == 0 and "version 2" in out
+    code, out, _ = invoke("eval", "db:regressions", "-p", str(root), "--json")
+    summary = json.loads(out)["summary"]
+    assert code == 0 and summary["cases"] == 2  # each case checks only that its run succeeds
+    jsonl = tmp_path / "cases.jsonl"
+    code, out, _ = invoke("add-case", run_id, "--dataset", str(jsonl), "-p", str(root))
+    assert code == 0 and json.loads(jsonl.read_text())["expected"] == "MAKE ME A CASE"
+    assert invoke("add-case", "nope", "--dataset", "regressions", "-p", str(root))[0] == 2
+    assert invoke("eval", "db:ghost", "-p", str(root))[0] == 2

@@ -36,7 +36,7 @@ from keel.cli.common import (
     out,
     print_issues,
 )
-from keel.cli.evals import eval_command
+from keel.cli.evals import add_case, eval_command
 from keel.cli.keys import keys_app
 from keel.cli.oauth import oauth_app
 from keel.cli.releases import deploy, prompts_app, releases, rollback
@@ -66,6 +66,7 @@ app.command()(deploy)
 app.command()(releases)
 app.command()(rollback)
 app.command("eval")(eval_command)
+app.command("add-case")(add_case)
 
 FakeLLMOpt = Annotated[
     bool,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -45,7 +46,9 @@ from keel.store.urls import describe_error
 
 
 def eval_command(
-    dataset: Annotated[Path, typer.Argument(help="The dataset file (.yaml or .jsonl).")],
+    dataset: Annotated[
+        str, typer.Argument(help="The dataset file (.yaml or .jsonl), or db:NAME[@VERSION] for a stored one.")
+    ],
     project: ProjectOpt = Path("."),
     agent: Annotated[str | None, typer.Option(help="The agent (default: the dataset's `agent`).")] = None,
     prompt_version: Annotated[
@@ -80,12 +83,16 @@ def eval_command(
     if baseline not in ("none", "last", "live") and not baseline.strip():
         raise _fail("--baseline: none, last, live or an evaluation run id", EXIT_USAGE)
     loaded = load(project)
-    path = dataset if dataset.exists() or dataset.is_absolute() else loaded.root / dataset
-    try:
-        data = load_dataset(path, display=_display(path, loaded.root))
-    except ConfigError as exc:
-        print_issues(exc.issues)
-        raise typer.Exit(EXIT_CONFIG) from None
+    if dataset.startswith("db:"):
+        data = _stored_dataset(loaded, dataset[3:])
+    else:
+        given = Path(dataset)
+        path = given if given.exists() or given.is_absolute() else loaded.root / given
+        try:
+            data = load_dataset(path, display=_display(path, loaded.root))
+        except ConfigError as exc:
+            print_issues(exc.issues)
+            raise typer.Exit(EXIT_CONFIG) from None
     if tag:
         data = data.only(tag)
         if not data.cases:
@@ -161,6 +168,11 @@ async def _evaluate(
                 base_summary, base_id = live.summary(), live.id
                 if store is not None:
                     await store.save(live, created_by=OPERATOR_CLI)
+            if runner.database_url is not None and not data.path.startswith("db:"):
+                from keel.evals.datasets import DatasetStore
+
+                async with DatasetStore(runner.database_url) as datasets:  # the file, as a stored version
+                    await datasets.save(data.document(), actor=OPERATOR_CLI)
             report = await _with_progress(runner, data, agent, prompt_version, concurrency, "evaluating")
             verdict = gate(
                 report.summary(),
@@ -248,6 +260,80 @@ def _print(report: Any, summary: dict[str, Any], gate: Any) -> None:
     else:
         for problem in gate.problems:
             out.print(f"[red]gate failed[/] {escape(problem)}", soft_wrap=True)
+
+
+def _stored_dataset(project: Any, ref: str) -> Any:
+    from keel.evals.datasets import DatasetStore
+    from keel.store import resolve_database_url, upgrade
+
+    name, _, version = ref.partition("@")
+    if version and not version.isdigit():
+        raise _fail(f"db:{ref}: a version is a number, e.g. db:{name}@3", EXIT_USAGE)
+    if not project.config.storage.enabled:
+        raise _fail("stored datasets need storage (storage.enabled: true)", EXIT_CONFIG)
+    url = resolve_database_url(project.config.storage.url, project.root, os.environ)
+    upgrade(url)
+
+    async def get() -> Any:
+        async with DatasetStore(url) as store:
+            found, _ = await store.get(name, int(version) if version else None, tenant_id=None)
+            return found
+
+    try:
+        return asyncio.run(get())
+    except UsageError as exc:
+        raise _fail(str(exc), EXIT_USAGE) from None
+
+
+def add_case(
+    run_id: Annotated[str, typer.Argument(help="The run (see `keel runs`).")],
+    dataset: Annotated[
+        str, typer.Option("--dataset", "-d", help="A stored dataset's name, or a .jsonl file to append to.")
+    ],
+    expected: Annotated[
+        str | None,
+        typer.Option(help="The expected output as JSON (default: the run's correction, else its output)."),
+    ] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="A tag for the case (repeatable).")] = None,
+    project: ProjectOpt = Path("."),
+) -> None:
+    """Make a recorded run an evaluation case: appended to a stored dataset or a JSONL file."""
+    from keel.evals.datasets import DatasetStore, case_from_run
+    from keel.store import RunStore, resolve_database_url, upgrade
+
+    loaded = load(project)
+    wanted: Any = None
+    if expected is not None:
+        try:
+            wanted = json.loads(expected)
+        except json.JSONDecodeError as exc:
+            raise _fail(f"--expected: not JSON: {exc}", EXIT_USAGE) from None
+    url = resolve_database_url(loaded.config.storage.url, loaded.root, os.environ)
+    upgrade(url)
+
+    async def work() -> str:
+        async with RunStore(url) as runs:
+            record = await runs.get_run(run_id)
+        if record is None:
+            raise UsageError(f"no run {run_id}")
+        case = case_from_run(record, expected=wanted, tags=tag)
+        if dataset.endswith(".jsonl"):
+            path = Path(dataset)
+            await asyncio.to_thread(_append, path, json.dumps(case, ensure_ascii=False, default=str))
+            return f"appended case {case['id']} to {path}"
+        async with DatasetStore(url) as store:
+            version, case_id = await store.add_case(dataset, case, actor=OPERATOR_CLI, agent=record.agent)
+        return f"added case {case_id} to dataset {dataset} (version {version}); run it with keel eval db:{dataset}"
+
+    try:
+        out.print(asyncio.run(work()), highlight=False)
+    except UsageError as exc:
+        raise _fail(str(exc), EXIT_USAGE) from None
+
+
+def _append(path: Path, line: str) -> None:
+    with path.open("a", encoding="utf-8") as f:
+        f.write(line + "\n")
 
 
 def _display(path: Path, root: Path) -> str:
