@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import re
 import textwrap
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -60,7 +60,7 @@ ISSUER_SECRET_ENV = "KEEL_MATRIX_ISSUER_SECRET"
 @dataclass
 class World:
     client: httpx.Client
-    policies: dict[str, str | None]
+    policies: Mapping[str, str | None]
     keys: dict[str, str]  # label -> full key
     run_a: str  # a run of tenant A
     victim_prefix: str  # a key of tenant A that the matrix may revoke
@@ -87,13 +87,24 @@ def _create_keys(url: str) -> dict[str, str]:
     return asyncio.run(make())
 
 
-@pytest.fixture
-def world(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+@dataclass
+class Served:
+    """One `keel serve` (on each backend in turn) that the module's tests share."""
+
+    url: str
+    policies: Mapping[str, str | None]
+    database_url: str
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, module_database_url: str) -> Iterator[Served]:
+    tmp = tmp_path_factory.mktemp("authz")
     port = free_port()
-    monkeypatch.setenv(ISSUER_SECRET_ENV, "matrix-issuer-secret-" + "m" * 32)
-    with fake_provider() as (fake, _script):
+    secret = "matrix-issuer-secret-" + "m" * 32
+    with pytest.MonkeyPatch.context() as monkeypatch, fake_provider() as (fake, _script):
+        monkeypatch.setenv(ISSUER_SECRET_ENV, secret)
         project = write_project(
-            tmp_path / "p",
+            tmp / "p",
             fake.base_url,
             gateway=f"""\
                 agent_access:
@@ -116,22 +127,29 @@ def world(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) ->
                 """)
         )
         policies = check_routes(create_app(load_project(project, environ={"FAKE_KEY": "x"})))
-        server = KeelServer(project, database_url, {"SIDE_FILE": str(tmp_path / "side")}, port=port)
+        env = {"SIDE_FILE": str(tmp / "side"), ISSUER_SECRET_ENV: secret}
+        server = KeelServer(project, module_database_url, env, port=port)
         server.start()
         try:
-            keys = _create_keys(database_url)
-            with httpx.Client(base_url=server.url, timeout=30) as client:
-                created = client.post(
-                    "/v1/agents/worker/runs",
-                    json={"input": "tenant a's secret run", "wait": 20},
-                    headers=_auth(keys["a-all"]),
-                )
-                assert created.status_code == 200, created.text
-                run_a = created.json()["run_id"]
-                user_a = asyncio.run(_create_user(database_url))
-                yield World(client, policies, keys, run_a, keys["victim-prefix"], database_url, user_a)
+            yield Served(server.url, policies, module_database_url)
         finally:
             server.stop()
+
+
+@pytest.fixture
+def world(served: Served) -> Iterator[World]:
+    """The module's server, with this test's own keys (so its own victim to revoke), run and user."""
+    keys = _create_keys(served.database_url)
+    with httpx.Client(base_url=served.url, timeout=30) as client:
+        created = client.post(
+            "/v1/agents/worker/runs",
+            json={"input": "tenant a's secret run", "wait": 20},
+            headers=_auth(keys["a-all"]),
+        )
+        assert created.status_code == 200, created.text
+        run_a = created.json()["run_id"]
+        user_a = asyncio.run(_create_user(served.database_url))
+        yield World(client, served.policies, keys, run_a, keys["victim-prefix"], served.database_url, user_a)
 
 
 async def _create_user(url: str) -> str:
@@ -222,7 +240,12 @@ def test_every_route_against_every_kind_of_caller(world: World) -> None:
     admin_a = _auth(world.keys["a-all"])
     run = world.client.get(f"/v1/runs/{world.run_a}", headers=admin_a).json()
     assert run["tenant_id"] == TENANT_A and run["status"] == "succeeded"
-    b_runs = world.client.get("/v1/runs", headers=_auth(world.keys["b-all"])).json()["runs"]
+    deadline = time.monotonic() + 10
+    while True:  # the run history is written in the background: tenant B's run is listed soon
+        b_runs = world.client.get("/v1/runs", headers=_auth(world.keys["b-all"])).json()["runs"]
+        if b_runs or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert b_runs and all(r["tenant_id"] == TENANT_B for r in b_runs)
     a_keys = world.client.get("/v1/keys", headers=admin_a).json()["keys"]
     assert all(k["tenant_id"] == TENANT_A for k in a_keys)

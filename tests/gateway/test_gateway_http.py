@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -20,24 +22,36 @@ from tests.server.harness import KeelServer, fake_provider, write_project
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-def _keys(url: str) -> dict[str, str]:
+def _keys(url: str, acme: str = "acme", globex: str = "globex") -> dict[str, str]:
     async def make() -> dict[str, str]:
         async with KeyStore(url) as store:
             return {
-                "admin": (await store.create("admin", SCOPES, tenant_id="acme")).key,
-                "reader": (await store.create("reader", ["runs:read"], tenant_id="acme")).key,
-                "other": (await store.create("other", ["runs:read"], tenant_id="acme")).key,
-                "writer": (await store.create("writer", ["runs:write", "runs:read"], tenant_id="acme")).key,
-                "globex": (await store.create("globex", SCOPES, tenant_id="globex")).key,
+                "admin": (await store.create("admin", SCOPES, tenant_id=acme)).key,
+                "reader": (await store.create("reader", ["runs:read"], tenant_id=acme)).key,
+                "other": (await store.create("other", ["runs:read"], tenant_id=acme)).key,
+                "writer": (await store.create("writer", ["runs:write", "runs:read"], tenant_id=acme)).key,
+                "globex": (await store.create("globex", SCOPES, tenant_id=globex)).key,
             }
 
     return asyncio.run(make())
 
 
-@pytest.fixture(params=["memory", "redis"])
-def server(
-    request: pytest.FixtureRequest, tmp_path: Path, sqlite_url: str
-) -> Iterator[tuple[httpx.Client, dict[str, str]]]:
+@dataclass
+class Served:
+    client: httpx.Client
+    keys: dict[str, str]
+    acme: str  # the test's own tenant, with the keys admin, reader, other and writer
+    globex: str  # another tenant of the test's own, with the key globex
+    database_url: str
+
+
+@pytest.fixture(scope="module", params=["memory", "redis"])
+def rate_limited(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str]]:
+    """One server per kind of counter for the module's tests: its URL and database."""
+    tmp_path = tmp_path_factory.mktemp(f"rate-limited-{request.param}")
+    sqlite_url = f"sqlite:///{tmp_path / 'keel.db'}"
     shared = request.param == "redis"
     limits = f"""\
         rate_limits:
@@ -53,21 +67,29 @@ def server(
         keel = KeelServer(project, sqlite_url, env)
         keel.start()
         try:
-            keys = _keys(sqlite_url)
-            with httpx.Client(base_url=keel.url, timeout=30) as client:
-                yield client, keys
+            yield keel.url, sqlite_url
         finally:
             keel.stop()
+
+
+@pytest.fixture
+def server(rate_limited: tuple[str, str]) -> Iterator[Served]:
+    """The module's server with keys of this test's own tenants (fresh keys: fresh counts; own
+    tenants: an audit log of this test's entries only)."""
+    url, database_url = rate_limited
+    suffix = uuid.uuid4().hex[:8]
+    acme, globex = f"acme-{suffix}", f"globex-{suffix}"
+    keys = _keys(database_url, acme, globex)
+    with httpx.Client(base_url=url, timeout=30) as client:
+        yield Served(client, keys, acme, globex, database_url)
 
 
 def _auth(key: str) -> dict[str, str]:
     return {"authorization": f"Bearer {key}"}
 
 
-def test_a_key_over_its_rate_limit_gets_429_naming_the_limit(
-    server: tuple[httpx.Client, dict[str, str]],
-) -> None:
-    client, keys = server
+def test_a_key_over_its_rate_limit_gets_429_naming_the_limit(server: Served) -> None:
+    client, keys = server.client, server.keys
     for _ in range(3):
         assert client.get("/v1/runs", headers=_auth(keys["reader"])).status_code == 200
     refused = client.get("/v1/runs", headers=_auth(keys["reader"]))
@@ -82,10 +104,8 @@ def test_a_key_over_its_rate_limit_gets_429_naming_the_limit(
     assert "rate_limits" in client.get("/readyz").json()["gateway"]
 
 
-def test_security_events_are_audited_and_only_admins_of_the_tenant_read_them(
-    server: tuple[httpx.Client, dict[str, str]], sqlite_url: str
-) -> None:
-    client, keys = server
+def test_security_events_are_audited_and_only_admins_of_the_tenant_read_them(server: Served) -> None:
+    client, keys = server.client, server.keys
     assert client.get("/v1/runs", headers=_auth("keel_aaaaaaaaaaaa_" + "A" * 43)).status_code == 401
     assert client.get("/v1/keys", headers=_auth(keys["reader"])).status_code == 403  # auth.denied
     made = client.post("/v1/keys", json={"name": "ci", "scopes": ["runs:read"]}, headers=_auth(keys["admin"]))
@@ -103,19 +123,19 @@ def test_security_events_are_audited_and_only_admins_of_the_tenant_read_them(
         if {"auth.denied", "key.created", "rate_limit.refused"} <= set(seen):
             break
         time.sleep(0.1)
-    assert seen["auth.denied"]["outcome"] == "denied" and seen["auth.denied"]["tenant_id"] == "acme"
+    assert seen["auth.denied"]["outcome"] == "denied" and seen["auth.denied"]["tenant_id"] == server.acme
     assert seen["key.created"]["target"] == made.json()["prefix"]
     assert seen["rate_limit.refused"]["detail"] == {"limit": "per-key", "per": "key"}
-    assert all(e["tenant_id"] == "acme" for e in entries)
+    assert all(e["tenant_id"] == server.acme for e in entries)
     assert made.json()["key"] not in str(entries)  # the new key's secret is never in the log
 
     # Another tenant's admin sees none of it; a non-admin may not read the log at all.
     theirs = client.get("/v1/audit", headers=_auth(keys["globex"])).json()["entries"]
-    assert all(e["tenant_id"] == "globex" for e in theirs)
+    assert all(e["tenant_id"] == server.globex for e in theirs)
     assert client.get("/v1/audit", headers=_auth(keys["reader"])).status_code == 403
 
     async def failed() -> list[str]:
-        async with AuditLog(sqlite_url) as audit:
+        async with AuditLog(server.database_url) as audit:
             page = await audit.list(tenant_id=None, action="auth.failed")
             return [str(e.detail.get("reason")) for e in page.entries]
 

@@ -5,7 +5,6 @@ more; a user may only submit runs as itself, while a service may name the end us
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -14,8 +13,11 @@ from tests.gateway.issuer import AUDIENCE, OidcIssuer
 from tests.server.harness import KeelServer, fake_provider, write_project
 
 
-@pytest.fixture
-def served(tmp_path: Path, sqlite_url: str) -> Iterator[tuple[httpx.Client, OidcIssuer]]:
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, OidcIssuer]]:
+    """One server for the module's tests: none changes what another sees (tokens carry everything)."""
+    tmp_path = tmp_path_factory.mktemp("jwt-http")
+    sqlite_url = f"sqlite:///{tmp_path / 'keel.db'}"
     with OidcIssuer() as idp, fake_provider() as (fake, _script):
         gateway = f"""\
             roles:

@@ -10,9 +10,11 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -40,6 +42,8 @@ class Site:
     ada: str  # a user of tenant acme
     bob: str  # a user of tenant globex
     keys: dict[str, str]
+    tenant: str = "acme"  # ada's tenant (bob's is another)
+    since: datetime | None = None  # when the test started: its audit entries are the ones since
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.server.url, timeout=30)
@@ -48,26 +52,30 @@ class Site:
         return {"Origin": origin or self.origin, "Content-Type": "application/json"}
 
 
-def _setup(url: str) -> tuple[str, str, dict[str, str]]:
+def _setup(url: str, acme: str = "acme", globex: str = "globex") -> tuple[str, str, dict[str, str]]:
     async def make() -> tuple[str, str, dict[str, str]]:
         async with IdentityStore(url) as identity, KeyStore(url) as keys:
-            ada = await identity.create_user("acme", "Ada Lovelace", email="ada@acme.test")
-            bob = await identity.create_user("globex", "Bob", email="bob@globex.test")
+            ada = await identity.create_user(acme, "Ada Lovelace", email="ada@acme.test")
+            bob = await identity.create_user(globex, "Bob", email="bob@globex.test")
             made = {
-                "acme-admin": (await keys.create("acme admin", ["admin"], tenant_id="acme")).key,
-                "acme-reader": (await keys.create("acme reader", ["runs:read"], tenant_id="acme")).key,
-                "globex-all": (await keys.create("globex", SCOPES, tenant_id="globex")).key,
+                "acme-admin": (await keys.create("acme admin", ["admin"], tenant_id=acme)).key,
+                "acme-reader": (await keys.create("acme reader", ["runs:read"], tenant_id=acme)).key,
+                "globex-all": (await keys.create("globex", SCOPES, tenant_id=globex)).key,
             }
             return ada.id, bob.id, made
 
     return asyncio.run(make())
 
 
-@pytest.fixture
-def site(tmp_path: Path, database_url: str) -> Iterator[Site]:
+@pytest.fixture(scope="module")
+def passkey_server(
+    tmp_path_factory: pytest.TempPathFactory, module_database_url: str
+) -> Iterator[tuple[KeelServer, Path, str]]:
+    """One server (on each backend in turn) for the module's tests: its process, project and origin."""
+    tmp_path = tmp_path_factory.mktemp("passkeys")
     with fake_provider() as (fake, _script):
         project = tmp_path / "p"
-        server = KeelServer(project, database_url, {"SIDE_FILE": str(tmp_path / "side")})
+        server = KeelServer(project, module_database_url, {"SIDE_FILE": str(tmp_path / "side")})
         origin = f"http://localhost:{server.port}"
         write_project(
             project,
@@ -83,10 +91,21 @@ def site(tmp_path: Path, database_url: str) -> Iterator[Site]:
         )
         server.start()
         try:
-            ada, bob, keys = _setup(database_url)
-            yield Site(server, project, database_url, origin, ada, bob, keys)
+            yield server, project, origin
         finally:
             server.stop()
+
+
+@pytest.fixture
+def site(passkey_server: tuple[KeelServer, Path, str], module_database_url: str) -> Site:
+    """The module's server, with users and keys in tenants of this test's own: what a test reads
+    back (sessions, users, the audit log) is its own, whatever the tests before it did."""
+    server, project, origin = passkey_server
+    since = datetime.now(UTC)
+    suffix = uuid.uuid4().hex[:8]
+    tenant = f"acme-{suffix}"
+    ada, bob, keys = _setup(module_database_url, tenant, f"globex-{suffix}")
+    return Site(server, project, module_database_url, origin, ada, bob, keys, tenant, since)
 
 
 def _cli_enroll(site: Site, user_id: str, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -128,12 +147,14 @@ def _sign_in(
     )
 
 
-def _audit_entries(url: str, tenant_id: str | None, action: str, wanted: int) -> list[AuditEntry]:
+def _audit_entries(
+    url: str, tenant_id: str | None, action: str, wanted: int, since: datetime | None = None
+) -> list[AuditEntry]:
     """Entries are queued by the server: wait (a little) until `wanted` of them are written."""
 
     async def read() -> list[AuditEntry]:
         async with AuditLog(url) as audit:
-            return (await audit.list(tenant_id=tenant_id, action=action)).entries
+            return (await audit.list(tenant_id=tenant_id, action=action, since=since)).entries
 
     deadline = time.monotonic() + 10
     while True:
@@ -170,7 +191,12 @@ def test_enrol_register_sign_in_me_and_sign_out(site: Site) -> None:
         assert client.get("/auth/me").status_code == 401
         signed_in = _sign_in(site, client, authenticator)
         assert signed_in.status_code == 200, signed_in.text
-        assert signed_in.json() == {"id": site.ada, "tenant_id": "acme", "name": "Ada Lovelace", "roles": []}
+        assert signed_in.json() == {
+            "id": site.ada,
+            "tenant_id": site.tenant,
+            "name": "Ada Lovelace",
+            "roles": [],
+        }
         set_cookie = signed_in.headers["set-cookie"]
         assert set_cookie.startswith(f"{SESSION_COOKIE}=")
         lowered = set_cookie.lower()
@@ -180,7 +206,7 @@ def test_enrol_register_sign_in_me_and_sign_out(site: Site) -> None:
         cookie = client.cookies[SESSION_COOKIE]
 
         me = client.get("/auth/me")
-        assert me.status_code == 200 and me.json()["id"] == site.ada and me.json()["tenant_id"] == "acme"
+        assert me.status_code == 200 and me.json()["id"] == site.ada and me.json()["tenant_id"] == site.tenant
 
         out = client.post("/auth/sign-out", json={}, headers=site.headers())
         assert out.status_code == 200 and out.json() == {"signed_out": True}
@@ -194,7 +220,7 @@ def test_enrol_register_sign_in_me_and_sign_out(site: Site) -> None:
     with site.client() as client:
         assert _sign_in(site, client, authenticator).status_code == 200
         assert client.get("/auth/me").status_code == 200
-    sign_ins = _audit_entries(site.database_url, "acme", "auth.sign_in", 2)
+    sign_ins = _audit_entries(site.database_url, site.tenant, "auth.sign_in", 2)
     assert len(sign_ins) == 2
     assert {e.principal for e in sign_ins} == {f"user:{site.ada}"} and sign_ins[0].outcome == "success"
     assert sign_ins[0].detail["method"] == "passkey"
@@ -223,10 +249,12 @@ def test_failed_sign_ins_are_refused_alike_and_audited(site: Site) -> None:
             headers=site.headers(),
         )
         assert unknown.status_code == 401
-    failures = _audit_entries(site.database_url, "acme", "auth.failed", 2)
+    failures = _audit_entries(site.database_url, site.tenant, "auth.failed", 2)
     assert sorted(e.detail["reason"] for e in failures) == ["bad_signature", "wrong_origin"]
     assert all(e.principal == f"user:{site.ada}" and e.outcome == "failure" for e in failures)
-    anonymous = [e for e in _audit_entries(site.database_url, None, "auth.failed", 3) if e.tenant_id is None]
+    # Every tenant's (the module's server is shared: since this test started).
+    everyone = _audit_entries(site.database_url, None, "auth.failed", 3, since=site.since)
+    anonymous = [e for e in everyone if e.tenant_id is None]
     assert [e.detail["reason"] for e in anonymous] == ["unknown_credential"]
     assert anonymous[0].principal == "anonymous:unknown"
 
