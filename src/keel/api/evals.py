@@ -27,7 +27,6 @@ from keel.durable.service import DurableRuns
 from keel.evals.online import OnlineScorer, describe
 from keel.evals.online_store import FeedbackKind, OnlineEvalStore
 from keel.gateway.auth import Forbidden, Gateway
-from keel.gateway.keys import Scope
 from keel.gateway.principal import Principal
 from keel.store.engine import dumps_json
 
@@ -85,27 +84,38 @@ def _store(request: Request) -> OnlineEvalStore:
     return scorer.store
 
 
-def owned_run(scope: Scope) -> Any:
-    """A dependency: the caller (with `scope`) and the run in the path, if it is the caller's
-    tenant's; 404 `run_not_found` otherwise, before the request's body is looked at."""
+async def _owned(request: Request, principal: Principal, run_id: str) -> OwnedRun:
+    view = await TenantRuns(_durable(request), principal.tenant_id).get(run_id)
+    if view is None:
+        raise Problem(404, "run_not_found", "Unknown run", f"no run with id {run_id!r}")
+    return OwnedRun(principal, run_id, view)
 
-    async def dependency(
-        request: Request,
-        principal: Annotated[Principal, requires(scope)],
-        run_id: Annotated[str, Path(max_length=128)],
-    ) -> OwnedRun:
-        view = await TenantRuns(_durable(request), principal.tenant_id).get(run_id)
-        if view is None:
-            raise Problem(404, "run_not_found", "Unknown run", f"no run with id {run_id!r}")
-        return OwnedRun(principal, run_id, view)
 
-    return Depends(dependency)
+# Dependencies (module level: their annotations are resolved in this module's namespace): the
+# caller, with the scope, and the run in the path if it is the caller's tenant's; 404
+# `run_not_found` otherwise, before the request's body is looked at.
+
+
+async def _run_to_write(
+    request: Request,
+    principal: Annotated[Principal, requires("runs:write")],
+    run_id: Annotated[str, Path(max_length=128)],
+) -> OwnedRun:
+    return await _owned(request, principal, run_id)
+
+
+async def _run_to_read(
+    request: Request,
+    principal: Annotated[Principal, requires("runs:read")],
+    run_id: Annotated[str, Path(max_length=128)],
+) -> OwnedRun:
+    return await _owned(request, principal, run_id)
 
 
 @router.post("/runs/{run_id}/feedback", status_code=201)
 async def add_feedback(
     request: Request,
-    run: Annotated[OwnedRun, owned_run("runs:write")],
+    run: Annotated[OwnedRun, Depends(_run_to_write)],
     body: Annotated[FeedbackBody, Body()],
 ) -> dict[str, Any]:
     """Record feedback on a run: explicit (thumbs, a correction) or implicit (accepted, edited, rejected)."""
@@ -129,7 +139,7 @@ async def add_feedback(
 
 
 @router.get("/runs/{run_id}/feedback")
-async def list_feedback(request: Request, run: Annotated[OwnedRun, owned_run("runs:read")]) -> dict[str, Any]:
+async def list_feedback(request: Request, run: Annotated[OwnedRun, Depends(_run_to_read)]) -> dict[str, Any]:
     """The run's feedback (oldest first) and its online scores (if it was sampled)."""
     store = _store(request)
     tenant = run.principal.tenant_id
