@@ -26,6 +26,7 @@ from keel.config import load_project
 from keel.gateway.keys import SCOPES
 from keel.store.identity import IdentityStore
 from keel.store.keys import KeyStore
+from tests.gateway.servers import running
 from tests.server.harness import KeelServer, fake_provider, free_port, wait_all, write_project
 
 TENANT_A, TENANT_B = "tenant-a", "tenant-b"
@@ -89,7 +90,7 @@ def _create_keys(url: str) -> dict[str, str]:
 
 @dataclass
 class Served:
-    """One `keel serve` (on each backend in turn) that the module's tests share."""
+    """The `keel serve` of one backend that the module's tests share."""
 
     url: str
     policies: Mapping[str, str | None]
@@ -97,48 +98,54 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory, module_database_url: str) -> Iterator[Served]:
-    tmp = tmp_path_factory.mktemp("authz")
-    port = free_port()
+def servers(
+    tmp_path_factory: pytest.TempPathFactory, module_databases: dict[str, str]
+) -> Iterator[dict[str, Served]]:
+    """One `keel serve` per backend, started together, that the module's tests share."""
     secret = "matrix-issuer-secret-" + "m" * 32
     with pytest.MonkeyPatch.context() as monkeypatch, fake_provider() as (fake, _script):
         monkeypatch.setenv(ISSUER_SECRET_ENV, secret)
-        project = write_project(
-            tmp / "p",
-            fake.base_url,
-            gateway=f"""\
-                agent_access:
-                  private: ["tenant:tenant-b"]
-                issuer:
-                  enabled: true
-                  issuer: "http://127.0.0.1:{port}"
-                  key_secret_env: {ISSUER_SECRET_ENV}
-                passkeys:
-                  enabled: true
-                  rp_id: localhost
-                  origins: ["http://localhost:{port}"]
-                """,
-        )
-        (project / "agents" / "private.yaml").write_text(
-            textwrap.dedent("""\
-                name: private
-                model: fake
-                instructions: Only tenant B may run me.
-                """)
-        )
-        policies = check_routes(create_app(load_project(project, environ={"FAKE_KEY": "x"})))
-        env = {"SIDE_FILE": str(tmp / "side"), ISSUER_SECRET_ENV: secret}
-        server = KeelServer(project, module_database_url, env, port=port)
-        server.start()
-        try:
-            yield Served(server.url, policies, module_database_url)
-        finally:
-            server.stop()
+        made: dict[str, Served] = {}
+        processes: dict[str, KeelServer] = {}
+        for backend, database_url in module_databases.items():
+            tmp = tmp_path_factory.mktemp(f"authz-{backend}")
+            port = free_port()
+            project = write_project(
+                tmp / "p",
+                fake.base_url,
+                gateway=f"""\
+                    agent_access:
+                      private: ["tenant:tenant-b"]
+                    issuer:
+                      enabled: true
+                      issuer: "http://127.0.0.1:{port}"
+                      key_secret_env: {ISSUER_SECRET_ENV}
+                    passkeys:
+                      enabled: true
+                      rp_id: localhost
+                      origins: ["http://localhost:{port}"]
+                    """,
+            )
+            (project / "agents" / "private.yaml").write_text(
+                textwrap.dedent("""\
+                    name: private
+                    model: fake
+                    instructions: Only tenant B may run me.
+                    """)
+            )
+            policies = check_routes(create_app(load_project(project, environ={"FAKE_KEY": "x"})))
+            env = {"SIDE_FILE": str(tmp / "side"), ISSUER_SECRET_ENV: secret}
+            processes[backend] = KeelServer(project, database_url, env, port=port)
+            made[backend] = Served(processes[backend].url, policies, database_url)
+        with running(processes):
+            yield made
 
 
 @pytest.fixture
-def world(served: Served) -> Iterator[World]:
-    """The module's server, with this test's own keys (so its own victim to revoke), run and user."""
+def world(servers: dict[str, Served], module_backend: str) -> Iterator[World]:
+    """The module's server on the test's backend, with this test's own keys (so its own victim to
+    revoke), run and user."""
+    served = servers[module_backend]
     keys = _create_keys(served.database_url)
     with httpx.Client(base_url=served.url, timeout=30) as client:
         created = client.post(

@@ -5,11 +5,13 @@ credentials, denied permissions, refused rate limits and key changes, readable b
 from __future__ import annotations
 
 import asyncio
+import itertools
+import textwrap
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,6 +19,8 @@ import pytest
 from keel.gateway.keys import SCOPES
 from keel.store.audit import AuditLog
 from keel.store.keys import KeyStore
+from keel.testing.fake_llm import FakeLLMThread
+from tests.gateway.servers import running
 from tests.server.harness import KeelServer, fake_provider, write_project
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -45,43 +49,71 @@ class Served:
     database_url: str
 
 
+# The module's servers: one per set of limits and kind of counter (in the process, or in Redis).
+LIMITS = {
+    "requests": "- {name: per-key, per: key, requests: 3, window: 1h}",
+    "runs": """\
+        - {name: one-at-a-time, per: tenant, concurrent_runs: 1}
+        - {name: token-quota, per: key, tokens: 1, window: 1h}
+        """,
+}
+
+
+@dataclass
+class Process:
+    url: str
+    database_url: str
+    fake: FakeLLMThread
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[tuple[str, str], Process]]:
+    """Every server of the module, started together (and stopped together), by (limits, counter).
+    Tests share them: fresh keys have fresh counts, and each test has tenants of its own."""
+    with ExitStack() as stack:
+        made: dict[tuple[str, str], Process] = {}
+        processes: dict[tuple[str, str], KeelServer] = {}
+        for limits, counter in itertools.product(LIMITS, ("memory", "redis")):
+            tmp_path = tmp_path_factory.mktemp(f"{limits}-{counter}")
+            sqlite_url = f"sqlite:///{tmp_path / 'keel.db'}"
+            gateway = (
+                "rate_limits:\n"
+                + ("  redis_url_env: TEST_REDIS_URL\n" if counter == "redis" else "")
+                + "  limits:\n"
+                + textwrap.indent(textwrap.dedent(LIMITS[limits]).strip() + "\n", " " * 4)
+            )
+            env = {"SIDE_FILE": str(tmp_path / "side")}
+            if counter == "redis" or limits == "runs":
+                env["TEST_REDIS_URL"] = REDIS_URL  # counters are per key prefix: fresh keys, fresh counts
+            fake, _script = stack.enter_context(fake_provider())
+            project = write_project(tmp_path / "p", fake.base_url, gateway=gateway)
+            processes[(limits, counter)] = KeelServer(project, sqlite_url, env)
+            made[(limits, counter)] = Process(processes[(limits, counter)].url, sqlite_url, fake)
+        stack.enter_context(running(processes))
+        yield made
+
+
 @pytest.fixture(scope="module", params=["memory", "redis"])
-def rate_limited(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, str]]:
-    """One server per kind of counter for the module's tests: its URL and database."""
-    tmp_path = tmp_path_factory.mktemp(f"rate-limited-{request.param}")
-    sqlite_url = f"sqlite:///{tmp_path / 'keel.db'}"
-    shared = request.param == "redis"
-    limits = f"""\
-        rate_limits:
-          {"redis_url_env: TEST_REDIS_URL" if shared else ""}
-          limits:
-            - {{name: per-key, per: key, requests: 3, window: 1h}}
-        """
-    env = {"SIDE_FILE": str(tmp_path / "side")}
-    if shared:
-        env["TEST_REDIS_URL"] = REDIS_URL  # counters are per key prefix: fresh keys, fresh counts
-    with fake_provider() as (fake, _script):
-        project = write_project(tmp_path / "p", fake.base_url, gateway=limits)
-        keel = KeelServer(project, sqlite_url, env)
-        keel.start()
-        try:
-            yield keel.url, sqlite_url
-        finally:
-            keel.stop()
+def counter(request: pytest.FixtureRequest) -> str:
+    """Where the servers count: in the process, or in Redis (shared by processes)."""
+    kind: str = request.param
+    return kind
+
+
+def _served(process: Process) -> Iterator[Served]:
+    """A server with keys of this test's own tenants (fresh keys: fresh counts; own tenants: an
+    audit log, and a concurrency slot, of this test's only)."""
+    suffix = uuid.uuid4().hex[:8]
+    acme, globex = f"acme-{suffix}", f"globex-{suffix}"
+    keys = _keys(process.database_url, acme, globex)
+    with httpx.Client(base_url=process.url, timeout=30) as client:
+        yield Served(client, keys, acme, globex, process.database_url)
 
 
 @pytest.fixture
-def server(rate_limited: tuple[str, str]) -> Iterator[Served]:
-    """The module's server with keys of this test's own tenants (fresh keys: fresh counts; own
-    tenants: an audit log of this test's entries only)."""
-    url, database_url = rate_limited
-    suffix = uuid.uuid4().hex[:8]
-    acme, globex = f"acme-{suffix}", f"globex-{suffix}"
-    keys = _keys(database_url, acme, globex)
-    with httpx.Client(base_url=url, timeout=30) as client:
-        yield Served(client, keys, acme, globex, database_url)
+def server(servers: dict[tuple[str, str], Process], counter: str) -> Iterator[Served]:
+    """The server limiting requests (3 per key and hour)."""
+    yield from _served(servers[("requests", counter)])
 
 
 def _auth(key: str) -> dict[str, str]:
@@ -142,29 +174,14 @@ def test_security_events_are_audited_and_only_admins_of_the_tenant_read_them(ser
     assert "invalid_api_key" in asyncio.run(failed())  # operators see refused credentials
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture
 def limited(
-    request: pytest.FixtureRequest, tmp_path: Path, sqlite_url: str
+    servers: dict[tuple[str, str], Process], counter: str
 ) -> Iterator[tuple[httpx.Client, dict[str, str], object]]:
-    shared = request.param == "redis"
-    limits = f"""\
-        rate_limits:
-          {"redis_url_env: TEST_REDIS_URL" if shared else ""}
-          limits:
-            - {{name: one-at-a-time, per: tenant, concurrent_runs: 1}}
-            - {{name: token-quota, per: key, tokens: 1, window: 1h}}
-        """
-    env = {"SIDE_FILE": str(tmp_path / "side"), "TEST_REDIS_URL": REDIS_URL}
-    with fake_provider() as (fake, _script):
-        project = write_project(tmp_path / "p", fake.base_url, gateway=limits)
-        keel = KeelServer(project, sqlite_url, env)
-        keel.start()
-        try:
-            keys = _keys(sqlite_url)
-            with httpx.Client(base_url=keel.url, timeout=30) as client:
-                yield client, keys, fake
-        finally:
-            keel.stop()
+    """The server limiting runs (1 at a time per tenant) and tokens (1 per key and hour)."""
+    process = servers[("runs", counter)]
+    for served in _served(process):
+        yield served.client, served.keys, process.fake
 
 
 def test_concurrent_runs_and_token_quotas(limited: tuple[httpx.Client, dict[str, str], object]) -> None:
