@@ -31,7 +31,6 @@ from keel.gateway.sessions import SESSION_COOKIE, start_session
 from keel.store import upgrade
 from keel.store.audit import AuditLog
 from keel.store.identity import IdentityStore
-from tests.databases import PostgresServer
 from tests.gateway.oauth_support import (
     OTHER_REDIRECT,
     REDIRECT,
@@ -44,6 +43,7 @@ from tests.gateway.oauth_support import (
     pkce,
     redirect_query,
 )
+from tests.gateway.servers import running
 from tests.server.harness import KeelServer, fake_provider, free_port, write_project
 
 
@@ -93,34 +93,37 @@ def _setup(url: str) -> dict[str, Any]:
     return asyncio.run(make())
 
 
-@pytest.fixture(
-    scope="module",
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-    ],
-)
-def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    tmp = tmp_path_factory.mktemp(f"oauth-{request.param}")
-    if request.param == "postgres":
-        postgres: PostgresServer = request.getfixturevalue("postgres_server")
-        postgres.reset()
-        url = postgres.url
-    else:
-        url = f"sqlite:///{tmp / 'keel.db'}"
-    port = free_port()
-    issuer = f"http://127.0.0.1:{port}"
+@pytest.fixture(scope="module")
+def worlds(
+    tmp_path_factory: pytest.TempPathFactory, module_databases: dict[str, str]
+) -> Iterator[dict[str, World]]:
+    """One server per backend, started together, each with its clients and users."""
     with fake_provider() as (fake, _script):
-        project = write_project(tmp / "p", fake.base_url, gateway=gateway_yaml(issuer))
-        upgrade(url)
-        made = _setup(url)
-        server = KeelServer(project, url, {"SIDE_FILE": str(tmp / "side"), SECRET_ENV: SECRET}, port=port)
-        server.start()
+        made: dict[str, World] = {}
+        processes: dict[str, KeelServer] = {}
+        for backend, url in module_databases.items():
+            tmp = tmp_path_factory.mktemp(f"oauth-{backend}")
+            port = free_port()
+            issuer = f"http://127.0.0.1:{port}"
+            project = write_project(tmp / "p", fake.base_url, gateway=gateway_yaml(issuer))
+            upgrade(url)
+            setup = _setup(url)
+            env = {"SIDE_FILE": str(tmp / "side"), SECRET_ENV: SECRET}
+            processes[backend] = KeelServer(project, url, env, port=port)
+            http = httpx.Client(base_url=processes[backend].url, timeout=30)
+            made[backend] = World(http=http, issuer=issuer, database_url=url, project=project, **setup)
         try:
-            with httpx.Client(base_url=server.url, timeout=30) as http:
-                yield World(http=http, issuer=issuer, database_url=url, project=project, **made)
+            with running(processes):
+                yield made
         finally:
-            server.stop()
+            for world in made.values():
+                world.http.close()
+
+
+@pytest.fixture
+def world(worlds: dict[str, World], module_backend: str) -> World:
+    """The module's server on each backend in turn (the tests share it, as they did in order)."""
+    return worlds[module_backend]
 
 
 def _client_token(world: World, client: tuple[str, str], **form: str) -> httpx.Response:
