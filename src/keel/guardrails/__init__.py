@@ -1,0 +1,1 @@
+"""Guardrails: input, output and action checks for agents."""
