@@ -319,6 +319,27 @@ async def test_a_replayed_run_is_not_scored_twice(tmp_path: Path, database_url: 
     assert await count_scores(database_url, "run-raced") == 1
 
 
+async def test_a_replayed_run_with_rules_only_is_evaluated_again_but_stored_once(
+    runner: Runner, database_url: str
+) -> None:
+    """Rules are cheap: no read before them; the unique index keeps the first scores."""
+    async with OnlineScorer(runner) as scorer:
+        for _ in range(3):
+            await runner.run("helper", "hello", run_id="run-rules-replayed")
+            assert await scorer.drain(30)
+        assert (scorer.stats()["sampled"], scorer.stats()["skipped"]) == (3, 0)
+    assert await count_scores(database_url, "run-rules-replayed") == 2  # succeeded, regex
+
+
+async def test_the_scores_of_50_runs_ending_at_once_are_all_stored(runner: Runner, database_url: str) -> None:
+    async with OnlineScorer(runner) as scorer:
+        results = await asyncio.gather(*(runner.run("helper", f"n{i}") for i in range(50)))
+        assert await scorer.drain(30)
+        assert scorer.stats()["scored"] == 50
+    assert await count_scores(database_url) == 100
+    assert [await count_scores(database_url, r.run_id) for r in results[:5]] == [2] * 5
+
+
 async def test_observers_never_fail_a_run(runner: Runner) -> None:
     seen: list[RunResult] = []
 

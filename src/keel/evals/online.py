@@ -21,9 +21,14 @@ queue drops the run (counted in `dropped`); an evaluator that raises or times ou
 counted (`failed`) and writes no score; nothing the scorer does can fail or delay a run beyond the
 decision and the enqueue (a few microseconds).
 
-No double scoring. Before scoring, a worker reads which evaluators already scored the run and
-skips them (a replayed run: counted in `skipped`); scores are inserted with ON CONFLICT DO
-NOTHING on (run_id, evaluator), so two processes racing on one run still store one score each.
+Writes. Workers hand their scores to one writer task, which stores everything handed to it since
+its last write in one transaction: under load, many runs' scores share a transaction.
+
+No double scoring. Scores are inserted with ON CONFLICT DO NOTHING on (run_id, evaluator), so a
+run replayed after a crash, or two processes racing on one run, store one score per evaluator.
+When the agent's evaluators include a judge or a `python` function (costly, or with effects), a
+worker first reads which evaluators already scored the run and skips them (counted in `skipped`),
+so the judge is not asked again; rules alone are simply evaluated again.
 
 Evaluators are built from the agent's settings (`keel.evals.evaluators.build`) once per release,
 agent and configuration; `start` builds those of the live project, so a judge naming an unknown
@@ -58,6 +63,7 @@ QUEUE_SIZE = 1000
 WORKERS = 4
 EVALUATOR_TIMEOUT = 120.0
 UNSAMPLED_TRIGGERS = frozenset({"eval"})
+COSTLY_TYPES = frozenset({"judge", "python"})  # checked for existing scores before they run again
 
 
 def bucket_of(run_id: str) -> int:
@@ -91,9 +97,10 @@ def observation_of(result: RunResult) -> Observation:
 
 @dataclass
 class OnlineStats:
-    """Counters since start: runs sampled, scored (at least one score stored), dropped (queue full
-    or scorer stopped), skipped (already scored: a replay), and failures (an evaluator that raised
-    or timed out, evaluators that could not be built, a write that failed)."""
+    """Counters since start: runs sampled, scored (their scores written), dropped (queue full or
+    scorer stopped), skipped (already scored, judged by a judge or a `python` evaluator: a replay),
+    and failures (an evaluator that raised or timed out, evaluators that could not be built, runs
+    whose write failed)."""
 
     sampled: int = 0
     scored: int = 0
@@ -134,6 +141,7 @@ class OnlineScorer:
         self.counters = OnlineStats()
         self._queue_size, self._workers, self._timeout = queue_size, workers, evaluator_timeout
         self._queue: asyncio.Queue[_Job] | None = None
+        self._writes: asyncio.Queue[list[ScoreRow]] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._built: dict[tuple[int | None, str, str], list[Evaluator] | str] = {}
@@ -148,17 +156,21 @@ class OnlineScorer:
         self.check(self.runner.project, self.runner.release)
         self._loop = asyncio.get_running_loop()
         self._queue = asyncio.Queue(self._queue_size)
+        self._writes = asyncio.Queue()  # at most one entry per job taken from `_queue`
         self._tasks = [
             asyncio.create_task(self._work(), name=f"keel-online-eval-{i}") for i in range(self._workers)
         ]
+        self._tasks.append(asyncio.create_task(self._write(), name="keel-online-eval-writer"))
         self.runner.after_run.append(self.observe)
 
     async def drain(self, within: float = 10.0) -> bool:
         """Wait until every queued run is scored (True), or `within` seconds pass (False)."""
-        if self._queue is None:
+        if self._queue is None or self._writes is None:
             return True
         try:
-            await asyncio.wait_for(self._queue.join(), within)
+            async with asyncio.timeout(within):
+                await self._queue.join()
+                await self._writes.join()
         except TimeoutError:
             return False
         return True
@@ -173,7 +185,7 @@ class OnlineScorer:
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
-            self._tasks, self._queue = [], None
+            self._tasks, self._queue, self._writes = [], None, None
         if self._own_store:
             await self.store.close()
 
@@ -252,11 +264,13 @@ class OnlineScorer:
         if evaluators is None:
             self.counters.failed += 1
             return
-        done = await self.store.scored(result.run_id, tenant_id=result.tenant_id)
-        todo = [e for e in evaluators if e.name not in done]
-        if not todo:
-            self.counters.skipped += 1
-            return
+        todo = evaluators
+        if any(e.get("type") in COSTLY_TYPES for e in job.config.evaluators):
+            done = await self.store.scored(result.run_id, tenant_id=result.tenant_id)
+            todo = [e for e in evaluators if e.name not in done]
+            if not todo:
+                self.counters.skipped += 1
+                return
         case = Case(id=result.run_id, input=result.input, metadata={"agent": result.agent})
         observation = observation_of(result)
         outcomes = await asyncio.gather(*(self._evaluate(e, case, observation) for e in todo))
@@ -264,7 +278,8 @@ class OnlineScorer:
         if not scores:
             return
         now = datetime.now(UTC)
-        await self.store.add_scores(
+        assert self._writes is not None
+        self._writes.put_nowait(
             [
                 ScoreRow(
                     run_id=result.run_id,
@@ -280,7 +295,25 @@ class OnlineScorer:
                 for s in scores
             ]
         )
-        self.counters.scored += 1
+
+    async def _write(self) -> None:
+        """Store the scores handed over since the last write, in one transaction."""
+        writes = self._writes
+        assert writes is not None
+        while True:
+            batch = [await writes.get()]
+            while not writes.empty():
+                batch.append(writes.get_nowait())
+            rows = {(r.run_id, r.evaluator): r for scores in batch for r in scores}
+            try:
+                await self.store.add_scores(list(rows.values()))
+                self.counters.scored += len(batch)
+            except Exception:
+                self.counters.failed += len(batch)
+                log.exception("could not store the online scores of %d runs", len(batch))
+            finally:
+                for _ in batch:
+                    writes.task_done()
 
     async def _evaluate(self, evaluator: Evaluator, case: Case, observation: Observation) -> Score | None:
         try:
