@@ -12,13 +12,16 @@ with its own runner and database, in alternating blocks:
   sampled run also costs a judge run in the same process and event loop.
 
 Latency is each `Runner.run` call's wall time, at each `--concurrency` level (1: a run alone, its
-own latency; 10: runs sharing the event loop). Scoring runs in the background while the block
+own latency; 10: runs sharing the event loop). By default the model answers at once, so the runs
+are CPU-bound and at concurrency 10 the process is saturated: any work added to it, scoring
+included, shows as latency. `--model-ms 100` makes every model request (the judge's too) take
+100 ms, as a provider would: runs then wait on I/O, as in production. Scoring runs in the background while the block
 runs; what is left of it when the block's runs are done is drained outside the block's timing, so
 it never spills into the next block. CPU per run includes the scoring done within the block.
 Then the one thing on a run's path, the `Runner.after_run` observer (decide, enqueue), is timed
 alone.
 
-    python -m bench.online_evals [--runs 2000] [--rate 0.1] [--block 200] [--concurrency 1,10]
+    python -m bench.online_evals [--runs 2000] [--rate 0.1] [--block 200] [--concurrency 1,10] [--model-ms 0]
 
 Target (issue #8): over 2,000 runs the sampled share within 2 points of the rate, and no
 measurable added latency.
@@ -47,11 +50,18 @@ RULES = "[{type: succeeded}, {type: regex, pattern: '^Order'}, {type: latency, m
 WITH_JUDGE = RULES[:-1] + ", {type: judge, name: helpful, agent: judge, rubric: 'Does it answer?'}]"
 
 
-def answer(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+MODEL_SECONDS = 0.0  # --model-ms: how long every model request (the judge's too) waits, as a provider would
+
+
+async def answer(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    if MODEL_SECONDS:
+        await asyncio.sleep(MODEL_SECONDS)
     return ModelResponse(parts=[TextPart("Order 1042 ships tomorrow; tracking follows by email.")])
 
 
-def grade(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+async def grade(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    if MODEL_SECONDS:
+        await asyncio.sleep(MODEL_SECONDS)
     return ModelResponse(parts=[TextPart('{"score": 0.9, "reason": "answers the question"}')])
 
 
@@ -101,6 +111,8 @@ async def main_async(args: argparse.Namespace) -> int:
     from keel.evals.online import OnlineScorer
     from keel.runtime.runner import Runner
 
+    global MODEL_SECONDS
+    MODEL_SECONDS = args.model_ms / 1000
     levels = [int(c) for c in args.concurrency.split(",")]
     variants = [
         Variant("off", None),
@@ -109,7 +121,8 @@ async def main_async(args: argparse.Namespace) -> int:
         Variant("rules+judge", WITH_JUDGE),
     ]
     print(
-        f"online evaluation: in-process runs (FunctionModel), SQLite storage and tracing on, rate {args.rate}, "
+        f"online evaluation: in-process runs (FunctionModel answering in {args.model_ms:g} ms), SQLite storage "
+        f"and tracing on, rate {args.rate}, "
         f"{args.runs} measured runs per variant and concurrency level ({args.concurrency}), blocks of {args.block}"
     )
     print(machine_line())
@@ -238,6 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--block", type=int, default=200, help="runs per alternating block")
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--concurrency", default="1,10", help="comma-separated levels")
+    parser.add_argument(
+        "--model-ms",
+        type=float,
+        default=0.0,
+        help="each model request waits this long (default 0: CPU-bound runs)",
+    )
     return asyncio.run(main_async(parser.parse_args(argv)))
 
 
