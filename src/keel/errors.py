@@ -33,6 +33,7 @@ class ErrorCategory(StrEnum):
     TOOL_TIMEOUT = "tool_timeout"
     LIMIT_EXCEEDED = "limit_exceeded"
     BUDGET_EXCEEDED = "budget_exceeded"
+    CIRCUIT_OPEN = "circuit_open"
     CANCELLED = "cancelled"
     TIMED_OUT = "timed_out"
     INTERNAL = "internal"

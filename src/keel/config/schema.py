@@ -63,6 +63,46 @@ class RetryOptions(_Strict):
     ] = 60.0
 
 
+class CircuitBreakerConfig(_Strict):
+    """Circuit breakers of an agent's models and tools (docs/guardrails.md#circuit-breakers).
+
+    A breaker opens after `failure_threshold` consecutive failures (transient provider errors,
+    timeouts, a tool's exceptions), or when at least `slow_call_rate` of the last `window` calls
+    took `slow_call_ms` or more; while open, calls are refused at once (the next model in the
+    chain, or the tool-error path); after `cool_down` seconds, `half_open_max_calls` trial calls
+    go through: all succeed → closed, one fails → open again.
+    """
+
+    enabled: bool = Field(
+        default=False, description="Breakers on for this agent's models and tools (per tool: that tool)."
+    )
+    failure_threshold: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=5, description="Consecutive failed calls that open the circuit."
+    )
+    cool_down: Annotated[float, Field(gt=0, le=86_400)] = Field(
+        default=30.0, description="Seconds an open circuit refuses calls before letting trial calls through."
+    )
+    half_open_max_calls: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=1, description="Trial calls let through after the cool-down; all must succeed to close."
+    )
+    slow_call_ms: Annotated[float | None, Field(gt=0)] = Field(
+        default=None,
+        description="A call taking this many milliseconds or more is slow; null: no slow-call rule.",
+    )
+    slow_call_rate: Annotated[float, Field(gt=0, le=1)] = Field(
+        default=0.5, description="Share of slow calls among the last `window` that opens the circuit."
+    )
+    window: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=20, description="Calls the slow-call share is computed over (once that many were made)."
+    )
+
+    def merged(self, override: CircuitBreakerConfig | None) -> CircuitBreakerConfig:
+        """These settings with the keys `override` sets (a tool's own `circuit_breaker`)."""
+        if override is None or not override.model_fields_set:
+            return self
+        return self.model_copy(update={k: getattr(override, k) for k in override.model_fields_set})
+
+
 class ToolRetry(_Strict):
     """Retries of a failing tool call before the failure is reported."""
 
@@ -95,6 +135,10 @@ class ToolConfig(_Strict):
     requires: list[Scope] = Field(
         default=[],
         description="Scopes the agent's own identity (identity.scopes) must hold for it to have this tool.",
+    )
+    circuit_breaker: CircuitBreakerConfig | None = Field(
+        default=None,
+        description="This tool's circuit breaker: the keys given override the agent's circuit_breaker.",
     )
 
 
@@ -307,6 +351,7 @@ class AgentConfig(_Strict):
     )
     output_retries: Annotated[int, Field(ge=0, le=10, description="Corrections of invalid output.")] = 2
     retry_options: RetryOptions = RetryOptions()
+    circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
     timeouts: Timeouts = Timeouts()
     limits: Limits = Limits()
     model_settings: ModelSettingsConfig = ModelSettingsConfig()

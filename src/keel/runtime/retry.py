@@ -8,6 +8,11 @@ moves on to the next model in `fallback_models`.
 
 The provider SDKs' own retries are switched off (see `keel.runtime.providers`), so every attempt
 is one HTTP request and is counted once.
+
+With a circuit breaker (`keel.runtime.circuit`), each attempt first asks the model's breaker: an
+open circuit raises `CircuitOpenError` before any request (no span, no `ModelCall`), so the
+`FallbackModel` moves on at once; an attempt's outcome is reported to the breaker, and once the
+circuit is open no backoff is waited for.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ from pydantic_ai.tools import RunContext
 from keel.config.project import ResolvedModel
 from keel.config.schema import RetryOptions
 from keel.errors import ErrorCategory, RunFailure
+from keel.runtime.circuit import NO_PERMIT, CircuitOpenError, Outcome, Permit
+from keel.runtime.circuit_guard import ModelCircuit
 from keel.runtime.events import ModelFallback, ModelRetrying
 from keel.runtime.recorder import RunRecorder, current_recorder, tracing_of
 from keel.runtime.result import ModelCall
@@ -97,10 +104,15 @@ def categorize(exc: BaseException) -> tuple[ErrorCategory, str]:
     if isinstance(exc, RunFailure):
         return exc.category, exc.message
     if isinstance(exc, FallbackExceptionGroup):
+        if all(isinstance(e, CircuitOpenError) for e in exc.exceptions):
+            details = "; ".join(e.message for e in exc.exceptions if isinstance(e, CircuitOpenError))
+            return ErrorCategory.CIRCUIT_OPEN, f"every model's circuit is open: {details}"
         # Every model in the chain failed: the last model's failure decides, the message lists all.
         category, _ = categorize(exc.exceptions[-1])
         details = "; ".join(f"{categorize(e)[1]}" for e in exc.exceptions)
         return category, f"all models failed: {details}"
+    if isinstance(exc, CircuitOpenError):
+        return ErrorCategory.CIRCUIT_OPEN, exc.message
     if isinstance(exc, ModelHTTPError) and exc.status_code == 429:
         return ErrorCategory.MODEL_RATE_LIMITED, _model_message(exc, "rate limited")
     if isinstance(exc, ModelHTTPError) and exc.status_code == 408:
@@ -130,6 +142,12 @@ def categorize(exc: BaseException) -> tuple[ErrorCategory, str]:
     if isinstance(exc, TimeoutError):
         return ErrorCategory.TIMED_OUT, "the run timed out"
     return ErrorCategory.INTERNAL, f"{type(exc).__name__}: {exc}"
+
+
+def circuit_outcome(exc: ModelAPIError | None) -> Outcome:
+    """What an attempt tells the model's circuit breaker: transient errors and timeouts are
+    failures; an answer, even a refusal of the request (4xx), shows the provider is up."""
+    return Outcome.FAILURE if exc is not None and is_retryable(exc) else Outcome.SUCCESS
 
 
 def _model_message(exc: ModelAPIError, what: str) -> str:
@@ -162,12 +180,14 @@ class RetryingModel(WrapperModel):
         model: ResolvedModel,
         options: RetryOptions,
         price: Callable[[int, int], Decimal | None] | None = None,
+        circuit: ModelCircuit | None = None,
     ) -> None:
         super().__init__(wrapped)
         self.keel_model = model
         self.keel_label = model.label
         self.options = options
         self.price = price
+        self.circuit = circuit
 
     async def request(
         self,
@@ -180,15 +200,18 @@ class RetryingModel(WrapperModel):
         attempt = 0
         while True:
             attempt += 1
+            permit = await self._admit(recorder, attempt)
             started, t0 = datetime.now(UTC), time.perf_counter()
-            with self._span(recorder, attempt, False, messages) as span:
+            with self._span(recorder, attempt, False, messages) as span, permit:
                 try:
                     response = await self.wrapped.request(messages, model_settings, model_request_parameters)
                 except ModelAPIError as exc:
+                    self._settle(permit, exc, span, recorder)
                     delay, retrying = self._failed(recorder, exc, attempt, started, t0, span)
                     if retrying is None:
                         raise
                 else:
+                    self._settle(permit, None, span, recorder)
                     self._record_ok(recorder, response, attempt, started, t0, span, streamed=False)
                     if recorder is not None and recorder.durable:
                         response.metadata = attach_calls(response.metadata, recorder.take_pending_calls())
@@ -210,9 +233,11 @@ class RetryingModel(WrapperModel):
         attempt = 0
         while True:
             attempt += 1
+            permit = await self._admit(recorder, attempt)
             started, t0 = datetime.now(UTC), time.perf_counter()
             async with AsyncExitStack() as stack:
                 span = stack.enter_context(self._span(recorder, attempt, True, messages))
+                stack.enter_context(permit)
                 try:
                     stream = await stack.enter_async_context(
                         self.wrapped.request_stream(
@@ -220,20 +245,35 @@ class RetryingModel(WrapperModel):
                         )
                     )
                 except ModelAPIError as exc:
+                    self._settle(permit, exc, span, recorder)
                     delay, retrying = self._failed(recorder, exc, attempt, started, t0, span)
                     if retrying is None:
                         raise
                 else:
+                    permit.responded()  # a stream's latency is the time until it opened
                     try:
                         yield stream
                     except ModelAPIError as exc:
+                        self._settle(permit, exc, span, recorder)
                         self._record_error(recorder, exc, attempt, started, t0, None, span, streamed=True)
                         raise
+                    self._settle(permit, None, span, recorder)
                     self._record_ok(recorder, stream.get(), attempt, started, t0, span, streamed=True)
                     if recorder is not None and recorder.durable:
                         stream.metadata = attach_calls(stream.metadata, recorder.take_pending_calls())
                     return
             await self._wait(recorder, delay, retrying)
+
+    async def _admit(self, recorder: RunRecorder | None, attempt: int) -> Permit:
+        """The circuit breaker's permit for this attempt (CircuitOpenError when it refuses)."""
+        circuit = self.circuit
+        return NO_PERMIT if circuit is None else await circuit.admit(recorder, attempt)
+
+    def _settle(
+        self, permit: Permit, exc: ModelAPIError | None, span: ChatSpan, recorder: RunRecorder | None
+    ) -> None:
+        if self.circuit is not None:
+            self.circuit.settle(permit, circuit_outcome(exc), span, recorder)
 
     def _span(self, recorder: RunRecorder | None, attempt: int, streamed: bool, messages: object) -> ChatSpan:
         return chat_span(
@@ -283,6 +323,8 @@ class RetryingModel(WrapperModel):
     def _next_delay(self, exc: ModelAPIError, attempt: int, recorder: RunRecorder | None) -> float | None:
         if attempt >= self.options.attempts or not is_retryable(exc):
             return None
+        if self.circuit is not None and self.circuit.refuses():
+            return None  # the circuit is open: the next model now, not after a backoff
         asked = retry_after(exc)
         if asked is not None:
             if asked > self.options.max_retry_after:

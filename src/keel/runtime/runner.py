@@ -41,6 +41,8 @@ from keel.prompts.errors import PromptError
 from keel.prompts.registry import PromptRegistry
 from keel.prompts.resolve import PromptResolver, ResolvedPrompt
 from keel.runtime.budget_guard import BudgetedModel, BudgetGuard
+from keel.runtime.circuit import CircuitRegistry
+from keel.runtime.circuit_guard import ModelCircuit
 from keel.runtime.events import EventHandler, TextDelta
 from keel.runtime.history import run_record
 from keel.runtime.output import OutputValidator, expand_unclear, output_spec
@@ -120,6 +122,8 @@ class Runner:
         )
         self._started = False
         self._start_lock = asyncio.Lock()
+        # Circuit breakers of models and tools, shared by all runs (and releases) of this runner.
+        self.circuits = CircuitRegistry()
         self.after_run: list[RunObserver] = []  # e.g. online evaluation (keel.evals.online)
 
     async def start(self) -> None:
@@ -204,14 +208,24 @@ class Runner:
 
     def _compile(self, spec: AgentSpec, durable: bool = False, stream: bool = False) -> CompiledAgent:
         cfg = spec.config
+        refs = (spec.model, *spec.fallback_models)
+        breakers = cfg.circuit_breaker
+        nexts = [m.label for m in refs[1:]] + [None]
+
+        def circuit(m: ResolvedModel, next_label: str | None) -> ModelCircuit | None:
+            if not breakers.enabled:
+                return None
+            return ModelCircuit(self.circuits.breaker("model", m.label, breakers), m.label, next_label)
+
         chain: list[Model] = [
             RetryingModel(
                 self._model_factory(m),
                 model=m,
                 options=cfg.retry_options,
                 price=functools.partial(self.pricer.cost, m),
+                circuit=circuit(m, next_label),
             )
-            for m in (spec.model, *spec.fallback_models)
+            for m, next_label in zip(refs, nexts, strict=True)
         ]
         model: Model = chain[0] if len(chain) == 1 else FallbackModel(*chain)
         guard = self.budget_guard
@@ -246,7 +260,9 @@ class Runner:
             instructions=instructions,
             deps_type=RunDeps,
             name=spec.name,
-            tools=build_tools(spec.tools, cfg.timeouts.tool_call),
+            tools=build_tools(
+                spec.tools, cfg.timeouts.tool_call, circuits=self.circuits, circuit_breaker=breakers
+            ),
             retries=AgentRetries(tools=2, output=cfg.output_retries),
             model_settings=ModelSettings(**settings),  # type: ignore[typeddict-item]
         )

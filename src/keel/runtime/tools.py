@@ -5,6 +5,11 @@ retry policy from the agent's config. When a tool keeps failing, the model is to
 `ToolFailed` (the model can then say it could not complete that step instead of inventing a
 result), unless the tool is configured `on_failure: fail`, which ends the run as `tool_error` or
 `tool_timeout`.
+
+With a circuit breaker (`circuit_breaker`), each attempt first asks the tool's breaker
+(`keel.runtime.circuit`): while it is open the call is not made and takes the same failure path
+(the model is told the tool is unavailable; `on_failure: fail` ends the run as `circuit_open`).
+A tool's exceptions and timeouts count as failures; `ModelRetry` (bad arguments) does not.
 """
 
 from __future__ import annotations
@@ -24,15 +29,17 @@ from pydantic_ai.tools import Tool
 from pydantic_core import to_jsonable_python
 
 from keel.config.project import ResolvedTool
-from keel.config.schema import RetryOptions, ToolConfig
+from keel.config.schema import CircuitBreakerConfig, RetryOptions, ToolConfig
 from keel.errors import ErrorCategory, ToolFailure
 from keel.gateway.keys import Scope
 from keel.gateway.principal import DEFAULT_TENANT, Principal
+from keel.runtime.circuit import CircuitRegistry, Outcome, Permit, Refusal
+from keel.runtime.circuit_guard import ToolCircuit
 from keel.runtime.events import ToolFinished, ToolStarted
 from keel.runtime.recorder import RunRecorder, current_recorder, tracing_of
 from keel.runtime.result import ToolCall
 from keel.runtime.retry import backoff_delay
-from keel.tracing import tool_span
+from keel.tracing import ToolSpan, tool_span
 
 # Exceptions a tool raises on purpose to talk to the loop; they pass through untouched.
 _SIGNALS = (ModelRetry, ToolFailed, CallDeferred, ApprovalRequired)
@@ -77,9 +84,12 @@ class ToolPolicy:
     attempts: int
     backoff: RetryOptions
     on_failure: str
+    circuit: ToolCircuit | None = None
 
 
-def policy_for(tool: ToolConfig, default_timeout: float | None) -> ToolPolicy:
+def policy_for(
+    tool: ToolConfig, default_timeout: float | None, circuit: ToolCircuit | None = None
+) -> ToolPolicy:
     retry = tool.retry
     backoff = RetryOptions(
         attempts=retry.attempts,
@@ -92,18 +102,31 @@ def policy_for(tool: ToolConfig, default_timeout: float | None) -> ToolPolicy:
         attempts=retry.attempts,
         backoff=backoff,
         on_failure=tool.on_failure,
+        circuit=circuit,
     )
 
 
-def build_tools(tools: tuple[ResolvedTool, ...], default_timeout: float | None) -> list[Tool[RunDeps]]:
-    """pydantic-ai tools whose every call goes through the tool's `ToolPolicy`."""
+def build_tools(
+    tools: tuple[ResolvedTool, ...],
+    default_timeout: float | None,
+    *,
+    circuits: CircuitRegistry | None = None,
+    circuit_breaker: CircuitBreakerConfig | None = None,
+) -> list[Tool[RunDeps]]:
+    """pydantic-ai tools whose every call goes through the tool's `ToolPolicy`. With `circuits`,
+    a tool whose breaker is enabled (the agent's `circuit_breaker`, with the tool's own keys
+    over it) gets its breaker from the registry, keyed by the tool's name."""
     built: list[Tool[RunDeps]] = []
     for resolved in tools:
         tool: Tool[RunDeps] = Tool(
             resolved.function, name=resolved.name, description=resolved.description, max_retries=2
         )
+        circuit = None
+        settings = (circuit_breaker or CircuitBreakerConfig()).merged(resolved.config.circuit_breaker)
+        if circuits is not None and settings.enabled:
+            circuit = ToolCircuit(circuits.breaker("tool", resolved.name, settings))
         tool.function_schema = PolicyFunctionSchema.around(
-            tool.function_schema, policy_for(resolved.config, default_timeout)
+            tool.function_schema, policy_for(resolved.config, default_timeout, circuit)
         )
         built.append(tool)
     return built
@@ -199,7 +222,7 @@ class PolicyFunctionSchema(FunctionSchema):
         t0 = time.perf_counter()
         with tool_span(tracing_of(recorder), name=name, call_id=record.call_id, args=args_dict) as span:
             try:
-                result = await self._call_with_policy(args_dict, ctx, policy, record)
+                result = await self._call_with_policy(args_dict, ctx, policy, record, span, recorder)
                 record.status = "ok"
                 span.ok(result, record.attempts)
                 return result
@@ -218,15 +241,30 @@ class PolicyFunctionSchema(FunctionSchema):
                     )
 
     async def _call_with_policy(
-        self, args_dict: dict[str, Any], ctx: RunContext[Any], policy: ToolPolicy, record: ToolCall
+        self,
+        args_dict: dict[str, Any],
+        ctx: RunContext[Any],
+        policy: ToolPolicy,
+        record: ToolCall,
+        span: ToolSpan | None = None,
+        recorder: RunRecorder | None = None,
     ) -> Any:
+        circuit = policy.circuit
         while True:
+            permit = circuit.admit(recorder) if circuit is not None else None
+            if isinstance(permit, Refusal):
+                raise self._refused(permit, policy, record)
             record.attempts += 1
             timed_out = False
+            outcome = Outcome.FAILURE
             try:
                 async with asyncio.timeout(policy.timeout):
-                    return await super().call(args_dict, ctx)
+                    result = await super().call(args_dict, ctx)
+                outcome = Outcome.SUCCESS
+                return result
             except _SIGNALS as signal:
+                # Bad arguments (ModelRetry) show the tool works; a deferral says nothing.
+                outcome = _signal_outcome(signal)
                 record.status = "retry" if isinstance(signal, ModelRetry) else "error"
                 record.error = str(signal)
                 raise
@@ -235,8 +273,14 @@ class PolicyFunctionSchema(FunctionSchema):
                 record.error = f"timed out after {policy.timeout:g}s"
             except Exception as exc:  # a tool's own failure, of any kind, is data for the policy
                 record.error = f"{type(exc).__name__}: {exc}"
+            except BaseException:  # cancelled: the outcome is unknown
+                outcome = Outcome.IGNORED
+                raise
+            finally:
+                if circuit is not None and isinstance(permit, Permit):
+                    circuit.settle(permit, outcome, span, recorder)
             record.status = "timeout" if timed_out else "error"
-            if record.attempts < policy.attempts:
+            if record.attempts < policy.attempts and not (circuit is not None and circuit.refuses()):
                 await asyncio.sleep(backoff_delay(policy.backoff, record.attempts))
                 continue
             message = (
@@ -247,3 +291,23 @@ class PolicyFunctionSchema(FunctionSchema):
                 category = ErrorCategory.TOOL_TIMEOUT if timed_out else ErrorCategory.TOOL_ERROR
                 raise ToolFailure(message, category=category)
             raise ToolFailed(message)
+
+    def _refused(self, refusal: Refusal, policy: ToolPolicy, record: ToolCall) -> ToolFailed | ToolFailure:
+        """The failure of a call its open circuit refused: the tool-error path, without a call."""
+        record.status = "error"
+        record.error = f"circuit open: {refusal.describe()}"
+        message = (
+            f"Tool {self.name!r} is unavailable right now: it kept failing, so it is not being called "
+            "for a while. The tool could not complete this step; do not invent its result."
+        )
+        if policy.on_failure == "fail":
+            return ToolFailure(f"{message} ({refusal.describe()})", category=ErrorCategory.CIRCUIT_OPEN)
+        return ToolFailed(message)
+
+
+def _signal_outcome(signal: BaseException) -> Outcome:
+    if isinstance(signal, ModelRetry):
+        return Outcome.SUCCESS
+    if isinstance(signal, ToolFailed):
+        return Outcome.FAILURE  # the tool says it failed
+    return Outcome.IGNORED  # a deferral or an approval request
