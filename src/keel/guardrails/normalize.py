@@ -1,0 +1,338 @@
+"""Text normalization and bounded decoding for input guardrails.
+
+`normalize` makes text look the way a reader sees it, so that look-alike tricks cannot hide words
+from pattern matching: Unicode NFKC (fullwidth and mathematical letters become ASCII), removal of
+zero-width and bidirectional control characters, folding of Cyrillic and Greek look-alikes in
+Latin-script words, and collapsed whitespace.
+
+`decoded_variants` finds payloads encoded inside text (base64, hex, URL-encoding, rot13, and
+letter-spaced or string-concatenated words, leetspeak, text written backwards) and returns their decoded text, so the detectors can
+scan it too. Decoding is bounded: only so much input is searched, only so many candidates of at
+most so many characters are decoded, nesting goes at most two layers deep, and a decoded payload
+is kept only when it is mostly printable text.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import re
+import unicodedata
+from dataclasses import dataclass
+from urllib.parse import unquote_plus
+
+# Zero-width characters, soft hyphen, joiners, and the bidirectional controls (embeddings,
+# overrides, isolates, marks) that reorder or hide text without being visible themselves.
+INVISIBLE = (
+    "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180e"
+    "\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+    "\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\u206a\u206b\u206c\u206d\u206e\u206f"
+    "\u3164\ufe00\ufe01\ufe02\ufe03\ufe04\ufe05\ufe06\ufe07\ufe08\ufe09\ufe0a\ufe0b\ufe0c\ufe0d"
+    "\ufe0e\ufe0f\ufeff\uffa0"
+)
+_INVISIBLE_TABLE = {ord(c): None for c in INVISIBLE}
+# Unicode "tag" characters (U+E0000..U+E007F) can carry a hidden ASCII message: map them to it.
+_TAG_TABLE = {cp: cp - 0xE0000 for cp in range(0xE0020, 0xE007F)} | {0xE0001: None, 0xE007F: None}
+
+# Cyrillic and Greek letters that look like Latin ones (after NFKC).
+HOMOGLYPHS: dict[str, str] = {
+    # Cyrillic, lower case
+    "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p",
+    "с": "c", "т": "t", "у": "y", "х": "x", "ѕ": "s", "і": "i", "ї": "i", "ј": "j", "ԁ": "d",
+    "ԛ": "q", "ԝ": "w", "һ": "h", "ӏ": "l", "ɡ": "g", "ո": "n", "ս": "u", "ց": "g", "ӕ": "ae",
+    # Cyrillic, upper case
+    "А": "A", "В": "B", "Е": "E", "Ё": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P",
+    "С": "C", "Т": "T", "У": "Y", "Х": "X", "Ѕ": "S", "І": "I", "Ї": "I", "Ј": "J", "Ԁ": "D",
+    "Ԛ": "Q", "Ԝ": "W", "Һ": "H", "Ӏ": "I",
+    # Greek, lower case
+    "α": "a", "β": "b", "γ": "y", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "ο": "o",
+    "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "ω": "w", "ϲ": "c", "ϳ": "j",
+    # Greek, upper case
+    "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N",
+    "Ο": "O", "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X", "Ϲ": "C",
+}  # fmt: skip
+_HOMOGLYPH_TABLE = str.maketrans(HOMOGLYPHS)
+_CONFUSABLE = frozenset(HOMOGLYPHS)
+
+_WORD = re.compile(r"\w+")
+_HSPACE = re.compile(r"[^\S\n]+")
+_NEWLINES = re.compile(r"\s*\n\s*")
+
+
+def strip_invisible(text: str) -> str:
+    """Remove zero-width and bidirectional control characters; reveal Unicode tag characters."""
+    text = text.translate(_INVISIBLE_TABLE)
+    if any(0xE0000 <= ord(c) <= 0xE007F for c in text):
+        text = text.translate(_TAG_TABLE)
+    return text
+
+
+def fold_homoglyphs(text: str) -> str:
+    """Fold Cyrillic and Greek look-alikes to Latin in words that are meant to be Latin.
+
+    A word is folded when it mixes ASCII letters with look-alikes ("іgnоrе"), or when neither it
+    nor its neighbouring words have letters of another script that are no look-alikes ("Не
+    забудь" stays Russian: "забудь" has "з", "б", "д", "ь"). Genuine Russian or Greek text is left
+    alone, so patterns in those languages still match it.
+    """
+    if not any(c in _CONFUSABLE for c in text):
+        return text
+    words = list(_WORD.finditer(text))
+
+    def foreign(word: str) -> bool:  # has letters of another script that are no look-alikes
+        return any(c.isalpha() and not c.isascii() and c not in _CONFUSABLE for c in word)
+
+    out: list[str] = []
+    last = 0
+    for i, match in enumerate(words):
+        word = match.group(0)
+        if not any(c in _CONFUSABLE for c in word):
+            continue
+        has_ascii = any(c.isascii() and c.isalpha() for c in word)
+        neighbours = [words[j].group(0) for j in (i - 1, i + 1) if 0 <= j < len(words)]
+        latin_context = not foreign(word) and not any(foreign(n) for n in neighbours)
+        if has_ascii or latin_context:
+            out.append(text[last : match.start()])
+            out.append(word.translate(_HOMOGLYPH_TABLE))
+            last = match.end()
+    out.append(text[last:])
+    return "".join(out)
+
+
+def collapse_whitespace(text: str) -> str:
+    """Runs of spaces and tabs become one space; runs of blank lines become one newline."""
+    return _NEWLINES.sub("\n", _HSPACE.sub(" ", text)).strip()
+
+
+def prepare(text: str) -> str:
+    """NFKC, invisible characters removed, homoglyphs folded; whitespace kept as it is."""
+    return fold_homoglyphs(strip_invisible(unicodedata.normalize("NFKC", text)))
+
+
+def normalize(text: str) -> str:
+    """NFKC, invisible characters removed, homoglyphs folded, whitespace collapsed."""
+    return collapse_whitespace(prepare(text))
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A decoded view of (part of) the input: `layers` names the decodings, outermost first."""
+
+    layers: tuple[str, ...]
+    text: str
+
+    @property
+    def name(self) -> str:
+        return "+".join(self.layers)
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    max_scan_chars: int = 100_000  # only this much of the input is searched for payloads
+    max_payload_chars: int = 16_384  # longer candidates are not decoded
+    max_candidates: int = 24  # per layer
+    max_depth: int = 2
+    min_decoded_chars: int = 8
+    min_printable: float = 0.9  # share of printable characters a decoded payload needs
+    min_letters: float = 0.5  # share of letters and spaces
+
+
+DEFAULT_LIMITS = DecodeLimits()
+
+_BASE64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
+_HEX_RUN = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}){8,}(?![0-9A-Fa-f])")
+_HEX_SEPARATED = re.compile(r"(?:(?:\\x|0x)?[0-9A-Fa-f]{2}[\s,:]?){8,}")
+_URL_ENCODED = re.compile(
+    r"(?:[A-Za-z0-9._~+!*'(),;/:=&@-]*%[0-9A-Fa-f]{2}){3,}[A-Za-z0-9._~+!*'(),;/:=&@-]*"
+)
+_SPACED = re.compile(r"(?<!\w)\w(?:[ ._\-|*]{1,3}\w(?!\w)){4,}")
+_SPACED_SEP = re.compile(r"[ ._\-|*]")
+_WORD_GAP = re.compile(r"\s{2,}|[ ._\-|*]{3}")
+_LEET_WORD = re.compile(r"(?<![\w$@])(?=[\w$@]*[A-Za-z])(?=[\w$@]*[0-9$@])[\w$@]{2,}")
+_LEET = str.maketrans(
+    {"4": "a", "3": "e", "1": "i", "0": "o", "5": "s", "7": "t", "$": "s", "@": "a", "8": "b", "9": "g"}
+)
+_CONCAT = re.compile(r"""(["'])\s*\+\s*\1""")
+# A few very common English words: rot13 is worth scanning when it reveals more of them.
+_COMMON = frozenset(
+    [
+        "the",
+        "and",
+        "you",
+        "your",
+        "all",
+        "are",
+        "for",
+        "not",
+        "with",
+        "this",
+        "that",
+        "from",
+        "now",
+        "must",
+        "any",
+        "have",
+        "will",
+        "what",
+        "into",
+        "ignore",
+        "previous",
+        "instructions",
+        "system",
+        "prompt",
+        "tell",
+        "reveal",
+        "secret",
+        "password",
+        "say",
+        "print",
+        "follow",
+    ]
+)
+
+
+def _readable(text: str, limits: DecodeLimits) -> bool:
+    if len(text) < limits.min_decoded_chars:
+        return False
+    printable = sum(1 for c in text if c.isprintable() or c in "\n\r\t")
+    letters = sum(1 for c in text if c.isalpha() or c == " ")
+    return printable >= limits.min_printable * len(text) and letters >= limits.min_letters * len(text)
+
+
+def _utf8(raw: bytes) -> str | None:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _base64_payloads(text: str, limits: DecodeLimits) -> list[str]:
+    found: list[str] = []
+    for match in _BASE64.finditer(text):
+        token = match.group(0)
+        if len(token) > limits.max_payload_chars or (token.isalpha() and token.islower()):
+            continue
+        if all(c in "0123456789abcdefABCDEF" for c in token):
+            continue  # a hex string: the hex layer decodes it
+        padded = token.rstrip("=") + "=" * (-len(token.rstrip("=")) % 4)
+        try:
+            raw = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        decoded = _utf8(raw)
+        if decoded is not None:
+            found.append(decoded)
+        if len(found) >= limits.max_candidates:
+            break
+    return found
+
+
+def _hex_payloads(text: str, limits: DecodeLimits) -> list[str]:
+    found: list[str] = []
+    for pattern in (_HEX_RUN, _HEX_SEPARATED):
+        for match in pattern.finditer(text):
+            token = match.group(0)
+            if len(token) > limits.max_payload_chars:
+                continue
+            digits = re.sub(r"\\x|0x|[\s,:]", "", token)
+            if len(digits) % 2:
+                continue
+            try:
+                decoded = _utf8(bytes.fromhex(digits))
+            except ValueError:
+                continue
+            if decoded is not None and decoded not in found:
+                found.append(decoded)
+            if len(found) >= limits.max_candidates:
+                return found
+    return found
+
+
+def _url_payloads(text: str, limits: DecodeLimits) -> list[str]:
+    found: list[str] = []
+    for match in _URL_ENCODED.finditer(text):
+        token = match.group(0)
+        if len(token) <= limits.max_payload_chars:
+            found.append(unquote_plus(token))
+        if len(found) >= limits.max_candidates:
+            break
+    return found
+
+
+def _rot13_payloads(text: str, limits: DecodeLimits) -> list[str]:
+    if len(text) > limits.max_payload_chars:
+        text = text[: limits.max_payload_chars]
+    decoded = codecs.decode(text, "rot13")
+    before, after = _common_words(text), _common_words(decoded)
+    return [decoded] if after >= 2 and after > before else []
+
+
+def _joined_payloads(text: str, limits: DecodeLimits) -> list[str]:
+    """Letter-spaced words ("i g n o r e") joined up; string concatenation ("ign" + "ore") undone."""
+    joined = _CONCAT.sub("", text)
+
+    def join(match: re.Match[str]) -> str:
+        return " ".join(_SPACED_SEP.sub("", word) for word in _WORD_GAP.split(match.group(0)))
+
+    joined = _SPACED.sub(join, joined)
+    return [joined] if joined != text else []
+
+
+def _common_words(text: str) -> int:
+    return sum(1 for w in _WORD.findall(text.lower()) if w in _COMMON)
+
+
+def _leet_payloads(text: str, limits: DecodeLimits) -> list[str]:
+    """Leetspeak ("1gn0r3 4ll") read as letters, in words that mix letters and digits."""
+    words = _LEET_WORD.findall(text[: limits.max_payload_chars])
+    if len(words) < 3:
+        return []
+    decoded = _LEET_WORD.sub(lambda m: m.group(0).translate(_LEET), text[: limits.max_payload_chars])
+    return [decoded] if _common_words(decoded) > _common_words(text) else []
+
+
+def _reversed_payloads(text: str, limits: DecodeLimits) -> list[str]:
+    """Text written backwards, when reading it forwards reveals more common words."""
+    text = text[: limits.max_payload_chars]
+    backwards = text[::-1]
+    after, before = _common_words(backwards), _common_words(text)
+    return [backwards] if after >= 3 and after > before else []
+
+
+_LAYERS = (
+    ("base64", _base64_payloads),
+    ("hex", _hex_payloads),
+    ("url", _url_payloads),
+    ("rot13", _rot13_payloads),
+    ("joined", _joined_payloads),
+    ("leet", _leet_payloads),
+    ("reversed", _reversed_payloads),
+)
+_SELF_INVERSE = ("rot13", "joined", "leet", "reversed")
+
+
+def decoded_variants(text: str, limits: DecodeLimits = DEFAULT_LIMITS) -> list[Variant]:
+    """Every decodable payload found in `text`, decoded and normalized, up to `max_depth` layers.
+
+    The input itself is not among the results. Results are distinct and in discovery order.
+    """
+    seen: set[str] = {text}
+    out: list[Variant] = []
+    frontier: list[Variant] = [Variant((), text[: limits.max_scan_chars])]
+    for _depth in range(limits.max_depth):
+        nxt: list[Variant] = []
+        for parent in frontier:
+            for layer, finder in _LAYERS:
+                if parent.layers and parent.layers[-1] == layer and layer in _SELF_INVERSE:
+                    continue  # rot13 or reversal twice is the identity; joining twice changes nothing
+                for payload in finder(parent.text, limits):
+                    decoded = normalize(payload)
+                    if decoded in seen or not (layer in _SELF_INVERSE or _readable(decoded, limits)):
+                        continue
+                    seen.add(decoded)
+                    variant = Variant((*parent.layers, layer), decoded)
+                    out.append(variant)
+                    nxt.append(variant)
+        frontier = nxt
+    return out
