@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from keel.api import problems
 from keel.api.audit import router as audit_router
+from keel.api.circuits import router as circuits_router
 from keel.api.datasets import router as datasets_router
 from keel.api.evals import router as evals_router
 from keel.api.hooks import ServerHooks
@@ -178,6 +179,7 @@ def create_app(
 
     app.include_router(keys_router)
     app.include_router(audit_router)
+    app.include_router(circuits_router)
     if the_runner.database_url is not None:
         app.include_router(prompts_router)
         app.include_router(releases_router)

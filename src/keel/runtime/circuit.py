@@ -289,7 +289,10 @@ class CircuitBreaker:
             self._consecutive = self._consecutive + 1 if outcome is Outcome.FAILURE else 0
             self._recent.append(slow)
             if self._consecutive >= settings.failure_threshold:
-                return self._move(CircuitState.OPEN, f"{self._consecutive} consecutive failures")
+                count = self._consecutive
+                return self._move(
+                    CircuitState.OPEN, f"{count} consecutive failure{'s' if count != 1 else ''}"
+                )
             if settings.slow_call_ms is not None and len(self._recent) >= settings.window:
                 share = sum(self._recent) / len(self._recent)
                 if share >= settings.slow_call_rate:
