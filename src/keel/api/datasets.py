@@ -9,9 +9,10 @@ as a new version; `keel eval db:NAME` runs it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
@@ -20,7 +21,7 @@ from keel.api.security import requires
 from keel.evals.datasets import DatasetStore, case_from_run
 from keel.gateway.principal import Principal
 from keel.runtime.runner import Runner
-from keel.store import RunStore
+from keel.store import RunRecord, RunStore
 from keel.store.repository import read_connection
 from keel.store.tables import run_feedback
 from keel.store.tenancy import scope_to_tenant
@@ -41,25 +42,42 @@ class MakeCase(BaseModel):
     tags: Annotated[list[Annotated[str, Field(min_length=1, max_length=100)]], Field(max_length=20)] = []
 
 
-@router.post("/{run_id}/case", status_code=201)
-async def run_to_case(
+@dataclass(frozen=True)
+class RecordedRun:
+    principal: Principal
+    record: RunRecord
+    database_url: str
+
+
+async def _recorded_run(
     request: Request,
     principal: Annotated[Principal, requires("evals:run")],
-    run_id: str,
-    body: Annotated[MakeCase, Body()],
-) -> dict[str, Any]:
+    run_id: Annotated[str, Path(max_length=128)],
+) -> RecordedRun:
+    """The caller's tenant's recorded run, before the body is looked at: another tenant's run answers
+    404 `run_not_found`, exactly like a missing one, whatever the body."""
     runner: Runner = request.app.state.runner
     if runner.database_url is None:
         raise Problem(503, "evals_unavailable", "Evaluations are off", "stored datasets need storage")
     async with RunStore(runner.database_url) as runs:
         record = await runs.get_run(run_id, tenant_id=principal.tenant_id)
     if record is None:
-        raise Problem(404, "run_not_found", "Run not found", f"no run {run_id}")
+        raise Problem(404, "run_not_found", "Run not found", f"no run with id {run_id!r} in the run history")
+    return RecordedRun(principal, record, runner.database_url)
+
+
+@router.post("/{run_id}/case", status_code=201)
+async def run_to_case(
+    run: Annotated[RecordedRun, Depends(_recorded_run)],
+    body: Annotated[MakeCase, Body()],
+) -> dict[str, Any]:
+    principal, record, url = run.principal, run.record, run.database_url
+    run_id = record.id
     expected = body.expected
     if expected is None and body.use_correction:
-        expected = await _correction(runner.database_url, run_id, principal.tenant_id)
+        expected = await _correction(url, run_id, principal.tenant_id)
     case = case_from_run(record, expected=expected, tags=body.tags)
-    async with DatasetStore(runner.database_url) as store:
+    async with DatasetStore(url) as store:
         version, case_id = await store.add_case(
             body.dataset, case, actor=principal.label, tenant_id=principal.tenant_id, agent=record.agent
         )

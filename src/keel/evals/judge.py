@@ -47,6 +47,7 @@ class Judge:
             self.agent,
             json.dumps(payload, ensure_ascii=False, default=str),
             trigger="eval",
+            tenant_id=observation.tenant_id,
             metadata={"judged_run": observation.run_id, "case": case.id},
         )
         if not result.succeeded:

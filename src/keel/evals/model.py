@@ -52,6 +52,9 @@ class Observation:
     output_tokens: int = 0
     run_id: str | None = None
     prompt_version: str | None = None
+    tenant_id: str | None = (
+        None  # the run's tenant: a judge's run is that tenant's too (its budget, its history)
+    )
 
 
 @dataclass(frozen=True)

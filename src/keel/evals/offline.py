@@ -14,7 +14,6 @@ fails that attempt with the error as its reason; it never stops the evaluation.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -23,11 +22,11 @@ from typing import Any
 from keel.errors import UsageError
 from keel.evals.dataset import Dataset
 from keel.evals.evaluators import EvalContext, build
-from keel.evals.model import Case, Evaluator, Observation, Score, ToolCallSeen
+from keel.evals.model import Case, Evaluator, Observation, Score
+from keel.evals.online import observation_of
 from keel.evals.report import Attempt, CaseResult, Report
 from keel.prompts.resolve import ResolvedPrompt
 from keel.runtime.output import expand_unclear
-from keel.runtime.result import RunResult
 from keel.runtime.runner import Runner
 from keel.store.tenancy import PROJECT_TENANT
 
@@ -124,7 +123,6 @@ async def _attempt(
         declared = set(chosen.content.variables)
         rendered = chosen.render({k: v for k, v in values.items() if k in declared or k in case.variables})
         prompt = ResolvedPrompt(binding.name, chosen.version, None, rendered, chosen.content.model_settings)
-    started = time.perf_counter()
     result = await runner.run(
         agent,
         case.input,
@@ -135,7 +133,7 @@ async def _attempt(
         prompt=prompt,
         variables=case.variables if prompt is None else None,
     )
-    observation = _observe(result, (time.perf_counter() - started) * 1000)
+    observation = observation_of(result)
     scores = [await _score(e, case, observation) for e in evaluators]
     return Attempt(
         attempt=attempt,
@@ -147,23 +145,6 @@ async def _attempt(
         cost_usd=result.cost_usd,
         prompt_version=result.prompt_version,
         error=result.error.message if result.error else None,
-    )
-
-
-def _observe(result: RunResult, latency_ms: float) -> Observation:
-    return Observation(
-        output=result.output,
-        status=result.status.value,
-        error=result.error.message if result.error else None,
-        tool_calls=tuple(
-            ToolCallSeen(c.name, dict(c.args)) for c in result.tool_calls if c.status != "retry"
-        ),
-        latency_ms=latency_ms,
-        cost_usd=result.cost_usd,
-        input_tokens=result.input_tokens,
-        output_tokens=result.output_tokens,
-        run_id=result.run_id,
-        prompt_version=result.prompt_version,
     )
 
 

@@ -92,6 +92,7 @@ def observation_of(result: RunResult) -> Observation:
         output_tokens=result.output_tokens,
         run_id=result.run_id,
         prompt_version=result.prompt_version,
+        tenant_id=result.tenant_id,
     )
 
 
