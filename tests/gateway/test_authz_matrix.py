@@ -13,6 +13,7 @@ import asyncio
 import re
 import textwrap
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +37,23 @@ TENANT_A, TENANT_B = "tenant-a", "tenant-b"
 BODIES: dict[str, dict[str, Any]] = {
     "POST /v1/agents/{agent}/runs": {"input": "matrix", "wait": 20},
     "POST /v1/keys": {"name": "made by the matrix", "scopes": ["keys:admin"]},
+    "POST /v1/prompts/{name}/versions": {"template": "made by the matrix {{ x }}", "variables": ["x"]},
+    "PUT /v1/prompts/{name}/labels/{label}": {"version": "1.0.0"},
+    "POST /v1/runs/{run_id}/case": {"dataset": "matrix"},
+    "POST /v1/runs/{run_id}/feedback": {"kind": "thumbs_up"},
 }
+
+# Routes under a resource of tenant A whose answer to tenant B is not 404, and why: prompt names
+# are per tenant, so B creating a version of "its" prompt of that name writes B's own prompt, and B
+# may then point B's own label at B's own version (404 while B has none: the routes run in order);
+# B's statistics for a name are B's own runs (none). The leak check below still applies, and the
+# end of the test checks that tenant A's prompt and labels did not change.
+OTHER_TENANT_OWN_NAMESPACE = {
+    "POST /v1/prompts/{name}/versions": {201},
+    "PUT /v1/prompts/{name}/labels/{label}": {200, 404},
+    "GET /v1/prompts/{name}/stats": {200},
+}
+PROMPT_SECRET = "tenant a's secret prompt"
 
 
 # Public routes that authenticate the caller themselves (the built-in OAuth2 server: the client by
@@ -67,6 +84,7 @@ class World:
     victim_prefix: str  # a key of tenant A that the matrix may revoke
     database_url: str
     user_a: str = ""  # a user of tenant A
+    prompt_a: str = ""  # a prompt only tenant A has (version 1.0.0)
 
 
 def _create_keys(url: str) -> dict[str, str]:
@@ -156,7 +174,16 @@ def world(servers: dict[str, Served], module_backend: str) -> Iterator[World]:
         assert created.status_code == 200, created.text
         run_a = created.json()["run_id"]
         user_a = asyncio.run(_create_user(served.database_url))
-        yield World(client, served.policies, keys, run_a, keys["victim-prefix"], served.database_url, user_a)
+        prompt_a = f"matrix-{uuid.uuid4().hex[:8]}"
+        made = client.post(
+            f"/v1/prompts/{prompt_a}/versions",
+            json={"template": PROMPT_SECRET + " {{ x }}", "variables": ["x"]},
+            headers=_auth(keys["a-all"]),
+        )
+        assert made.status_code == 201 and made.json()["version"] == "1.0.0", made.text
+        yield World(
+            client, served.policies, keys, run_a, keys["victim-prefix"], served.database_url, user_a, prompt_a
+        )
 
 
 async def _create_user(url: str) -> str:
@@ -174,6 +201,9 @@ def _fill(path: str, world: World) -> str:
         "run_id": world.run_a,
         "key_id": world.victim_prefix,
         "user_id": world.user_a,
+        "name": world.prompt_a,
+        "version": "1.0.0",
+        "label": "staging",  # production is protected: tests/prompts cover prompts:deploy
     }
     names = re.findall(r"{(\w+)}", path)
     unknown = [n for n in names if n not in values]
@@ -187,11 +217,13 @@ def _call(world: World, route: str, key: str | None) -> httpx.Response:
     headers = _auth(key)
     if route.endswith("/events"):  # a finished run's stream ends by itself
         return world.client.request(method, url, headers=headers, params={"after": 0})
+    if route.endswith("/diff"):
+        return world.client.request(method, url, headers=headers, params={"from": "1.0.0", "to": "1.0.0"})
     return world.client.request(method, url, headers=headers, json=BODIES.get(route))
 
 
 def _a_secrets(world: World) -> list[str]:
-    return [world.run_a, world.victim_prefix, world.user_a, TENANT_A, "tenant a's secret run"]
+    return [world.run_a, world.victim_prefix, world.user_a, TENANT_A, "tenant a's secret run", PROMPT_SECRET]
 
 
 def test_every_route_against_every_kind_of_caller(world: World) -> None:
@@ -220,12 +252,13 @@ def test_every_route_against_every_kind_of_caller(world: World) -> None:
         expect(route, "missing scope", _call(world, route, world.keys[f"a-without:{scope}"]), {403})
 
         other = _call(world, route, world.keys[f"b-only:{scope}"])
-        per_resource = any(f"{{{name}}}" in route for name in ("run_id", "key_id", "user_id"))
-        expect(route, "other tenant", other, {404} if per_resource else {200, 201, 202})
+        per_resource = any(f"{{{name}}}" in route for name in ("run_id", "key_id", "user_id", "name"))
+        other_wanted = {404} if per_resource else {200, 201, 202}
+        expect(route, "other tenant", other, OTHER_TENANT_OWN_NAMESPACE.get(route, other_wanted))
         # A 404 may repeat the id the caller sent in the path: that is not tenant A's data.
         sent = [
             v
-            for v in (world.run_a, world.victim_prefix, world.user_a)
+            for v in (world.run_a, world.victim_prefix, world.user_a, world.prompt_a)
             if v in _fill(route.split(" ", 1)[1], world)
         ]
         leaked = [s for s in _a_secrets(world) if s not in sent and s in other.text]
@@ -254,6 +287,9 @@ def test_every_route_against_every_kind_of_caller(world: World) -> None:
             break
         time.sleep(0.05)
     assert b_runs and all(r["tenant_id"] == TENANT_B for r in b_runs)
+    prompt = world.client.get(f"/v1/prompts/{world.prompt_a}", headers=admin_a).json()
+    assert all(v["tenant_id"] == TENANT_A for v in prompt["versions"])  # B's writes stayed B's
+    assert all(label["scope"] == "tenant" for label in prompt["labels"])
     a_keys = world.client.get("/v1/keys", headers=admin_a).json()["keys"]
     assert all(k["tenant_id"] == TENANT_A for k in a_keys)
     b_keys = world.client.get("/v1/keys", headers=_auth(world.keys["b-all"])).json()["keys"]
