@@ -36,7 +36,7 @@ _SHORT = r"[^.!?\n]{0,24}?"
 _TARGET_EN = (
     r"(?:instructions?|prompts?|rules|directives?|guidelines?|commands?|guardrails?|constraints?|"
     r"polic(?:y|ies)|programming|restrictions?|system message|safety (?:rules|guidelines|filters?)|"
-    r"context|conversation|training|orders)"
+    r"context|conversation|training|orders|guidance|setup|configuration|briefing)"
 )
 _VERB_EN = (
     r"(?:ignore|disregard|forget|override|bypass|neglect|abandon|discard|set aside|throw out|drop|skip|"
@@ -68,26 +68,37 @@ RULES: tuple[Rule, ...] = (
         r"developer message|operator(?:'s)? (?:instructions|rules|message))\b",
     ),
     _rule(
+        "override_what_told",
+        "override",
+        0.7,
+        r"\b(?:ignore|disregard|forget|drop)\s+(?:all\s+(?:of\s+)?)?(?:what|everything|anything|whatever)\s+(?!I\b|we\b)"
+        r"(?:[\w']+\s+){0,3}?(?:told|gave|taught|instructed|programmed|set)\s+(?:up\s+)?you\b"
+        r"|\bwhatever you (?:were|have been|are)\s+(?:set up|told|instructed|programmed|configured|asked)\s+to do\b[^.!?\n]{0,20}?"
+        r"\b(?:drop|forget|ignore|stop)\b|\byou (?:now )?work for me(?: now)?\b",
+    ),
+    _rule(
         "override_task",
         "override",
         0.6,
-        r"\b(?:ignore|disregard|forget|skip)\s+(?:the|this|that|your)\s+(?:[\w']+\s+){0,2}?(?:task|request|question|assignment)\s+"
-        r"and\b|\b(?:ignore|disregard|forget)\b[^.!?\n]{0,40}?\band\s+instead\b",
+        r"\b(?:ignore|disregard|forget|skip)\s+(?:the|this|that|your)\s+(?:[\w']+\s+){0,2}?(?:task|request|question|assignment)\s*"
+        r"(?:and\b|;|,\s*(?:instead|just|and)\b)|\b(?:ignore|disregard|forget)\b[^.!?\n]{0,40}?\band\s+instead\b",
     ),
     _rule(
         "regardless_of_instructions",
         "override",
         0.7,
-        r"\b(?:regardless of|no matter|in spite of|despite|whatever)\s+(?:what\s+)?(?:your|the|any|my|their)\s+"
+        r"\b(?:regardless of|no matter|in spite of|despite|whatever|opposite of|contrary to)\s+(?:what\s+)?(?:your|the|any|my|their)\s+"
         r"(?:\w+\s+)?(?:instructions|rules|guidelines|system prompt|policy|policies|programming|operator|developers?)\b",
     ),
     _rule(
         "rules_void",
         "override",
         0.7,
-        r"\b(?:instructions?|rules|prompt|system prompt|constraints|guidelines|restrictions|policies)\s+"
+        r"\b(?:instructions?|rules|prompt|system prompt|constraints|guidelines|restrictions|policies|orders|guidance|directives)\s+"
         r"(?:above|before|you (?:were|have been) given)?\s*(?:are|is|were|was|have been|has been)\s+(?:now\s+)?"
         r"(?:fake|void|invalid|outdated|obsolete|cancell?ed|revoked|lifted|suspended|disabled|no longer valid|not valid|null)\b"
+        r"|\b(?:rules|guidelines|policies|restrictions|instructions)\b[^.!?\n]{0,25}?\b(?:don't|do not|doesn't|does not|no longer)\s+"
+        r"apply\s+(?:to\s+(?:me|us|premium|vip|this|admins?|developers?)|here|anymore|any more|now)\b"
         r"|\bpretend\b[^.!?\n]{0,30}?\b(?:rules|instructions|guidelines|restrictions|policies|filters)\s+"
         r"(?:don't|do not|doesn't|does not|no longer)\s+(?:exist|apply)\b"
         r"|\b(?:ignore it|forget it|ignore them|ignore that)\s+and\s+(?:follow|obey|use)\b"
@@ -118,27 +129,29 @@ RULES: tuple[Rule, ...] = (
         "override",
         0.85,
         r"\b(?:ignorier\w*|vergiss|vergessen sie|missachte\w*|übergeh\w*)\b(?!\s+(?:nicht|bitte nicht))[^.!?\n]{0,50}?"
-        r"(?:anweisungen|instruktionen|regeln|befehle|vorgaben|richtlinien|anordnungen)",
+        r"(?:anweisungen|instruktionen|regeln|befehle|vorgaben|richtlinien|anordnungen)"
+        r"|\b(?:vergiss|ignoriere)\s+alles,?\s+was\s+(?:man\s+dir|dir|du)\b",
     ),
     _rule(
         "override_fr",
         "override",
         0.85,
         r"(?<!n')(?<!n’)(?<!ne )\b(?:ignore[rz]?|oublie[rz]?|ne tenez pas compte|ne tiens pas compte|fais abstraction)\b"
-        r"[^.!?\n]{0,50}?\b(?:instructions|consignes|règles|directives|ordres)\b",
+        r"[^.!?\n]{0,50}?\b(?:instructions|consignes|règles|directives|ordres)\b"
+        r"|\b(?:oublie|ignore)\s+tout\s+ce\s+qu(?:'|’|e\s)on\s+t(?:'|’)a\b",
     ),
     _rule(
         "override_es",
         "override",
         0.85,
-        r"\b(?:ignora|ignore|ignorad|olvida|olvide|omite|haz caso omiso|descarta)\b[^.!?\n]{0,50}?"
+        r"\b(?:ignora|ignore|ignorad|olvida|olvide|omite|haz caso omiso|descarta|no sigas|no obedezcas|deja de seguir)\b[^.!?\n]{0,50}?"
         r"\b(?:instrucciones|reglas|indicaciones|directrices|órdenes)\b",
     ),
     _rule(
         "override_it",
         "override",
         0.85,
-        r"\b(?:ignora|ignorate|dimentica|dimenticate|trascura)\b[^.!?\n]{0,50}?\b(?:istruzioni|regole|direttive)\b",
+        r"\b(?:ignora|ignorate|dimentica|dimenticate|trascura|non seguire|smetti di seguire)\b[^.!?\n]{0,50}?\b(?:istruzioni|regole|direttive)\b",
     ),
     _rule(
         "override_pt",
@@ -164,7 +177,7 @@ RULES: tuple[Rule, ...] = (
         "override_zh",
         "override",
         0.85,
-        r"(?<!不要)(?<!别)(?<!不)(?:忽略|无视|忽视|忘记|忘掉|不要理会)[^。！？\n]{0,20}?(?:指令|指示|规则|提示|要求|之前的说明)",
+        r"(?<!不要)(?<!别)(?<!不)(?:忽略|无视|忽视|忘记|忘掉|不要理会)[^。！？\n]{0,20}?(?:指令|指示|规则|提示|要求|之前的说明|设定|设置)",
     ),
     _rule(
         "override_ja",
@@ -185,7 +198,7 @@ RULES: tuple[Rule, ...] = (
         "role_impersonation",
         0.55,
         r"(?:^|[.!?]\s+|[\"'>]\s*|<!--\s*)[>*#\s]*(?:(?:SYSTEM|ADMIN|ADMINISTRATOR|DEVELOPER|ROOT|SYSTEM MESSAGE|SYSTEM OVERRIDE|"
-        r"SYSTEM NOTICE|SYSTEM UPDATE|SYSTEM PROMPT|INSTRUCTIONS?|OVERRIDE|IMPORTANT SYSTEM \w+)\s*:"
+        r"SYSTEM NOTICE|SYSTEM UPDATE|SYSTEM PROMPT|SYSTEM [A-Z]+|SYSTEM PROMPT [A-Z]+|INSTRUCTIONS?|OVERRIDE|IMPORTANT SYSTEM \w+)\s*:"
         r"|[\[(]\s*(?:SYSTEM|ADMIN|DEVELOPER|ROOT|SYSTEM \w+|OVERRIDE)\s*[\])])",
         case=True,
     ),
@@ -199,7 +212,7 @@ RULES: tuple[Rule, ...] = (
         "role_json",
         "role_impersonation",
         0.5,
-        r"""\\?["']role\\?["']\s*:\s*\\?["'](?:system|developer)\\?["']""",
+        r"""\\?["']role\\?["']\s*:\s*\\?["'](?:system|developer)\\?["'](?!\s*,\s*\\?["']content\\?["']\s*:\s*\w)""",
     ),
     _rule(
         "fake_turn",
@@ -226,7 +239,10 @@ RULES: tuple[Rule, ...] = (
         r"(?:system\s*prompt|system\s+message|system\s+instructions|initial\s+prompt|hidden\s+prompt|"
         r"pre-?prompt|developer\s+(?:message|instructions|prompt)|instructions you (?:were|have been) given|"
         r"(?:original|initial|hidden|secret|confidential|internal)\s+(?:instructions|rules|guidelines)|"
-        r"context window|developer message)",
+        r"context window|context|developer message)"
+        r"|\b(?:output|print|show|repeat|list|give me|tell me|write out|copy|paste)\b[^.!?\n]{0,40}?\b(?:instructions|text|words|everything|"
+        r"messages?|lines)\s+(?:that\s+|which\s+)?(?:came|come|were|are|appeared|appear)?\s*(?:before|above|prior to)\s+"
+        r"(?:my|this|the user's|our)\s+(?:message|question|line|conversation|request)",
     ),
     _rule(
         "reveal_prompt_verbatim",
@@ -306,7 +322,8 @@ RULES: tuple[Rule, ...] = (
         0.65,
         r"\b(?:developer|dev|god|admin|debug|sudo|maintenance|unrestricted)\s+mode\b[^.!?\n]{0,30}?"
         r"\b(?:enabled|activated|on|engaged|unlocked|enable|activate)\b"
-        r"|\b(?:enable|activate|enter|switch to|unlock)\b[^.!?\n]{0,15}?\b(?:developer|god|sudo|jailbreak|unrestricted)\s+mode\b",
+        r"|\b(?:enable|activate|enter|switch to|unlock)\b[^.!?\n]{0,15}?\b(?:developer|god|sudo|jailbreak|unrestricted|maintenance|"
+        r"debug|admin|root)\s+mode\b",
     ),
     _rule(
         "no_refusal",
@@ -325,7 +342,7 @@ RULES: tuple[Rule, ...] = (
         r"(?:filters?|safeguards?|guardrails?|safety (?:rules|guidelines|measures)|content polic(?:y|ies)|censorship|"
         r"moderation|ethics|restrictions|limitations)\b"
         r"|\b(?:safety|content|moderation)\s+(?:module|filters?|system|polic(?:y|ies)|guardrails?|checks?)\s+"
-        r"(?:has|have|is|are)\s+(?:been\s+)?(?:now\s+)?(?:disabled|lifted|removed|turned off|suspended|deactivated|bypassed)\b",
+        r"(?:has|have|is|are)\s+(?:been\s+)?(?:now\s+)?(?:disabled|lifted|removed|turned off|suspended|deactivated|bypassed|skipped|off)\b",
     ),
     _rule(
         "no_longer_bound",
@@ -333,7 +350,11 @@ RULES: tuple[Rule, ...] = (
         0.75,
         r"\b(?:no longer|not|never)\s+(?:bound|restricted|limited|constrained|governed)\s+by\b[^.!?\n]{0,40}?"
         r"\b(?:guidelines|rules|policies|policy|restrictions|instructions|operator|openai|anthropic|ethics)\b"
-        r"|\bwithout any (?:restrictions|filters|limits|limitations|rules)\b",
+        r"|\bwithout any (?:restrictions|filters|limits|limitations|rules)\b"
+        r"|\bif you (?:had|were without|didn't have|did not have) (?:no |any )?(?:content |safety )?(?:rules|restrictions|filters|"
+        r"guidelines|limits|policies)\b|\byou (?:have been|are now|are) (?:freed|liberated|unshackled|released|jailbroken)\b"
+        r"|\bescaped (?:the|its|their|your|all)?\s*(?:usual\s+)?(?:rules|restrictions|constraints|norms|confines)\b"
+        r"|\byou are no longer (?:an?|the|my|this \w+'s)?\s*(?:assistant|ai|chatbot|bot|model)\b",
     ),
     _rule(
         "role_hijack",
@@ -357,9 +378,13 @@ RULES: tuple[Rule, ...] = (
         "note_to_ai",
         "addressing_ai",
         0.6,
-        r"\b(?:note|message|instructions?|directive|attention|important|notice|reminder|p\.?s\.?)\s+"
-        r"(?:to|for)\s+(?:the\s+|any\s+|all\s+)?(?:ai|assistant|ai assistant|language model|llm|chatbot|ai agents?|"
+        r"\b(?:note|message|instructions?|directive|attention|important|notice|reminder|p\.?s\.?|footnote|anweisung|hinweis|"
+        r"instrucción|nota)\s+(?:to|for|an|für|para|pour)\s+(?:the\s+|any\s+|all\s+|die\s+|den\s+|el\s+|la\s+|l')?(?:\w+\s+)?"
+        r"(?:ki|ia|asistente|assistant ia|ai|assistant|ai assistant|language model|llm|chatbot|ai agents?|"
         r"agents?|bots?|models?|copilot|gpt|claude|gemini)s?\b"
+        r"(?!\s+(?:team|teams|department|group|project|developers|manager|owners?|vendor|roadmap|release))"
+        r"|\bto the (?:ai|assistant|ai assistant|model|agent|bot|llm|chatbot)\s*:"
+        r"|\bname=[\"']?ai[-_ ]?(?:instructions?|prompt|directives?)\b"
         r"|\b(?:if|when) you(?: are|'re)(?: an?)? (?:ai|language model|llm|assistant|ai assistant|chatbot|ai agent|bot)\b"
         r"|\b(?:when|if|once|whenever)\s+(?:an?|the|any)\s+(?:ai|llm|language model|assistant|ai assistant|ai model|chatbot|agent|"
         r"bot|model)\s+(?:reads|processes|summari[sz]es|sees|parses|analy[sz]es)\b"
@@ -372,12 +397,26 @@ RULES: tuple[Rule, ...] = (
         r"",
     ),
     _rule(
+        "ai_reader_directive",
+        "addressing_ai",
+        0.6,
+        r"\b(?:ai|a\.i\.|assistants?|ai assistants?|(?:language |ai )?models?|llms?|(?:ai |automated )?agents?|bots?|chatbots?|chatgpt|"
+        r"gpt|claude|gemini|copilot|automated readers?|ai systems?)\b[^.!?\n]{0,50}?\b(?:this|these)\s+(?:\w+\s+)?"
+        r"(?:page|document|e-?mail|message|entry|ticket|log|file|csv|review|inbox|thread|text|content|site|article|resume|cv|data|"
+        r"spreadsheet|note|post|comment|record)s?\b[^.!?\n]{0,40}?(?:\b(?:must|should|has to|have to|is to|needs? to|shall|"
+        r"is required to|is allowed to|may now|will now|please)\b|:)"
+        r"|\b(?:this|these)\s+(?:\w+\s+)?(?:page|document|review|text|content|post|entry|file)s?\s+(?:was|were|is|are)\s+"
+        r"(?:written|meant|intended|created)\s+for\s+(?:ai|llm|language model|automated)\b"
+        r"|\b(?:automated readers|ai systems|ai agents|language models|llms)\s*:",
+    ),
+    _rule(
         "vocative",
         "addressing_ai",
         0.4,
-        r"(?:^|[>\"]\s*|[.!?]\s+)(?:assistant|ai|chatbot|bot|llm|copilot|agent|model)\s*,\s+(?:[\w']+\s+){0,3}?"
+        r"(?:^|[>\"]\s*|[.!?]\s+)(?:(?:hi|hey|hello|dear)\s+)?(?:assistant|ai|chatbot|bot|llm|copilot|agent|model|chatgpt|claude|gemini)"
+        r"\s*,\s+(?:[\w']+\s+){0,8}?"
         r"(?:ignore|forget|disregard|stop|you must|do not|don't|send|forward|delete|reply|say|tell|recommend|include|add|"
-        r"remember|print|reveal|before you)\b",
+        r"remember|print|reveal|before you|share|please)\b",
     ),
     _rule(
         "you_must_now",
@@ -403,6 +442,13 @@ RULES: tuple[Rule, ...] = (
         r"\b(?:without|do not ask for|don't ask for|no need for|skip(?:ping)? the)\s+(?:asking\s+(?:for\s+)?)?"
         r"(?:the\s+)?(?:user's\s+)?(?:confirmation|approval|consent|permission|a manager|checking)\b"
         r"|\b(?:do not|don't)\s+ask\s+(?:the user|for confirmation|anyone)\b|\bno questions asked\b",
+    ),
+    _rule(
+        "tool_directive",
+        "covert_action",
+        0.55,
+        r"\b(?:must|should|has to|is to|needs to|shall)\s+(?:now\s+|immediately\s+|first\s+)?(?:call|invoke|run|execute|use the tool)\s+"
+        r"[\w.]+\s*\(",
     ),
     _rule(
         "action_hijack",
@@ -464,8 +510,9 @@ RULES: tuple[Rule, ...] = (
     _rule(
         "output_hijack",
         "output_hijack",
-        0.45,
-        r"\b(?:i have been|you have been|you've been)\s+pwned\b|\b(?:respond|reply|answer)\s+only\s+with\b[^.!?\n]{0,60}?"
+        0.55,
+        r"\b(?:begin|start) your (?:reply|response|answer) with\s+[\"'“‘](?:sure|of course|absolutely|certainly|yes)\b"
+        r"|\b(?:say|print|output|write|respond with|reply with|answer with)\s+[\"'“‘]?(?:i have been|you have been|you've been)\s+pwned\b|\b(?:respond|reply|answer)\s+only\s+with\b[^.!?\n]{0,60}?"
         r"\b(?:regardless|no matter|whatever)\b|\bhaha pwned\b",
     ),
 )

@@ -8,8 +8,10 @@ spacing, string concatenation, leetspeak, reversal). See README.md beside this f
 
 Fields: id, text, label (injection|benign), kind (direct|indirect_tool_result|indirect_document|
 benign_lookalike|benign), language, source (how the item was made), obfuscation, carrier, group
-(the hand-written text it derives from) and split (train|test). The split is by group, so one
-payload never lands in both: sha256(group) decides, about 30% test.
+(the hand-written text it derives from) and split (train|test|holdout). The split is by group, so
+one payload never lands in both train and test: sha256(group) decides, about 30% test. The
+holdout (holdout.py) was written after the heuristic rules were frozen: split "holdout", never
+used for tuning or training.
 """
 
 from __future__ import annotations
@@ -26,6 +28,17 @@ from typing import Any
 from tests.guardrails.injection_set.attacks import DIRECT, INDIRECT
 from tests.guardrails.injection_set.benign import LOOKALIKES, NORMAL
 from tests.guardrails.injection_set.carriers import DOCUMENT_CARRIERS, TOOL_CARRIERS, filler
+from tests.guardrails.injection_set.holdout import BENIGN as HOLDOUT_BENIGN
+from tests.guardrails.injection_set.holdout import (
+    BENIGN_2,
+    BENIGN_CARRIED_2,
+    INDIRECT_CARRIED_2,
+    INJECTIONS_2,
+)
+from tests.guardrails.injection_set.holdout import BENIGN_CARRIED as HOLDOUT_BENIGN_CARRIED
+from tests.guardrails.injection_set.holdout import INDIRECT_CARRIED as HOLDOUT_INDIRECT
+from tests.guardrails.injection_set.holdout import INJECTIONS as HOLDOUT_INJECTIONS
+from tests.guardrails.injection_set.holdout import OBFUSCATED as HOLDOUT_OBFUSCATED
 
 SEED = 20240611
 HERE = Path(__file__).parent
@@ -161,7 +174,16 @@ def build() -> list[dict[str, Any]]:
     rng = random.Random(SEED)
     items: list[dict[str, Any]] = []
 
-    def add(text: str, label: str, kind: str, language: str, source: str, group: str, **extra: str) -> None:
+    def add(
+        text: str,
+        label: str,
+        kind: str,
+        language: str,
+        source: str,
+        group: str,
+        split: str = "",
+        **extra: str,
+    ) -> None:
         items.append(
             {
                 "id": f"{len(items):04d}",
@@ -173,7 +195,7 @@ def build() -> list[dict[str, Any]]:
                 "obfuscation": extra.get("obfuscation", "none"),
                 "carrier": extra.get("carrier", "none"),
                 "group": group,
-                "split": split_of(group),
+                "split": split or split_of(group),
             }
         )
 
@@ -281,7 +303,106 @@ def build() -> list[dict[str, Any]]:
             f"carrier-{i:03d}",
             carrier=name,
         )
+    _holdout(rng, add)
     return items
+
+
+def _holdout(rng: random.Random, add: Callable[..., None]) -> None:
+    h = "holdout"
+    doc_names, tool_names = sorted(DOCUMENT_CARRIERS), sorted(TOOL_CARRIERS)
+    carriers = {**DOCUMENT_CARRIERS, **TOOL_CARRIERS}
+    for i, (lang, text) in enumerate(HOLDOUT_INJECTIONS):
+        add(text, "injection", "direct", lang, "holdout", f"h-direct-{i:03d}", h)
+    for i, (lang, text) in enumerate(HOLDOUT_INDIRECT):
+        group = f"h-indirect-{i:03d}"
+        name = rng.choice(doc_names)
+        add(
+            DOCUMENT_CARRIERS[name](rng, text),
+            "injection",
+            "indirect_document",
+            lang,
+            f"holdout+{name}",
+            group,
+            h,
+            carrier=name,
+        )
+        name = rng.choice(tool_names)
+        add(
+            TOOL_CARRIERS[name](rng, text),
+            "injection",
+            "indirect_tool_result",
+            lang,
+            f"holdout+{name}",
+            group,
+            h,
+            carrier=name,
+        )
+    for i, (lang, how, text) in enumerate(HOLDOUT_OBFUSCATED):
+        add(
+            OBFUSCATIONS[how](rng, text),
+            "injection",
+            "direct",
+            lang,
+            f"holdout+{how}",
+            f"h-obf-{i:03d}",
+            h,
+            obfuscation=how,
+        )
+    for i, (lang, text) in enumerate(HOLDOUT_BENIGN):
+        add(text, "benign", "benign_lookalike", lang, "holdout", f"h-benign-{i:03d}", h)
+    for i, (lang, text) in enumerate(HOLDOUT_BENIGN_CARRIED):
+        name = rng.choice(sorted(carriers))
+        add(
+            carriers[name](rng, text),
+            "benign",
+            "benign_lookalike",
+            lang,
+            f"holdout+{name}",
+            f"h-bcarried-{i:03d}",
+            h,
+            carrier=name,
+        )
+    h = "holdout2"
+    for i, (lang, text) in enumerate(INJECTIONS_2):
+        add(text, "injection", "direct", lang, "holdout2", f"h2-direct-{i:03d}", h)
+    for i, (lang, text) in enumerate(INDIRECT_CARRIED_2):
+        group = f"h2-indirect-{i:03d}"
+        name = rng.choice(doc_names)
+        add(
+            DOCUMENT_CARRIERS[name](rng, text),
+            "injection",
+            "indirect_document",
+            lang,
+            f"holdout2+{name}",
+            group,
+            h,
+            carrier=name,
+        )
+        name = rng.choice(tool_names)
+        add(
+            TOOL_CARRIERS[name](rng, text),
+            "injection",
+            "indirect_tool_result",
+            lang,
+            f"holdout2+{name}",
+            group,
+            h,
+            carrier=name,
+        )
+    for i, (lang, text) in enumerate(BENIGN_2):
+        add(text, "benign", "benign_lookalike", lang, "holdout2", f"h2-benign-{i:03d}", h)
+    for i, (lang, text) in enumerate(BENIGN_CARRIED_2):
+        name = rng.choice(sorted(carriers))
+        add(
+            carriers[name](rng, text),
+            "benign",
+            "benign_lookalike",
+            lang,
+            f"holdout2+{name}",
+            f"h2-bcarried-{i:03d}",
+            h,
+            carrier=name,
+        )
 
 
 def write(path: Path = ITEMS) -> int:
