@@ -1,0 +1,438 @@
+"""The built-in guardrails, configured as mappings with a `type` (an agent's `guardrails:` list):
+
+| type | points | decides |
+|---|---|---|
+| `max_input` | input | block an input longer than `max_chars` |
+| `injection` | input | `verdict` (block or warn) when prompt-injection detection flags the text (`threshold`, `classifier`) |
+| `pii` | input, output, action | `verdict` (redact, block or warn) on the PII `types` found (default: the structured ones); `style` of redaction |
+| `deny` | input, output | `verdict` (block or redact) when a `words` entry or a `patterns` regex matches |
+| `prompt_leak` | output | block an answer that repeats `min_words` consecutive words of the run's instructions |
+| `tools` | action | block a tool not in `allow` (or in `deny`) |
+| `argument` | action | block a call of `tool` whose argument `arg` (a dotted path) breaks `max`, `min`, `pattern`, `one_of` or `domains` (an email or URL's domain must be one of them) |
+| `max_calls` | action | block beyond `per_run` tool calls in a run, or `per_tool` calls of one tool |
+| `python` | `points` | your function `(check) -> Decision | bool | None` (`module:callable`, sync or async) |
+
+Every guardrail has an optional `name` (default: its type); `points` may narrow where it applies.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import re
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from keel.errors import UsageError
+from keel.guardrails.policy import POINTS, Check, Decision, Guardrail, Point, allow
+
+
+class GuardrailConfigError(UsageError):
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.message, self.field = message, field
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: Annotated[str | None, Field(max_length=100)] = None
+    points: list[Point] | None = None
+
+
+class MaxInputSpec(_Spec):
+    type: Literal["max_input"]
+    max_chars: Annotated[int, Field(ge=1)]
+
+
+class InjectionSpec(_Spec):
+    type: Literal["injection"]
+    verdict: Literal["block", "warn"] = "block"
+    threshold: Annotated[float | None, Field(ge=0, le=1)] = None
+    classifier: bool = False
+
+
+class PiiSpec(_Spec):
+    type: Literal["pii"]
+    verdict: Literal["redact", "block", "warn"] = "redact"
+    types: list[str] | None = None
+    style: Literal["tag", "mask", "hash"] = "tag"
+    entities: bool = False
+
+
+class DenySpec(_Spec):
+    type: Literal["deny"]
+    verdict: Literal["block", "redact"] = "block"
+    words: list[Annotated[str, Field(min_length=1)]] = []
+    patterns: list[str] = []
+
+
+class PromptLeakSpec(_Spec):
+    type: Literal["prompt_leak"]
+    min_words: Annotated[int, Field(ge=3, le=200)] = 12
+
+
+class ToolsSpec(_Spec):
+    type: Literal["tools"]
+    allow: list[str] | None = None
+    deny: list[str] = []
+
+
+class ArgumentSpec(_Spec):
+    type: Literal["argument"]
+    tool: str
+    arg: str
+    max: float | None = None
+    min: float | None = None
+    pattern: str | None = None
+    one_of: list[Any] | None = None
+    domains: list[str] | None = None
+
+
+class MaxCallsSpec(_Spec):
+    type: Literal["max_calls"]
+    per_run: Annotated[int | None, Field(ge=0)] = None
+    per_tool: Annotated[int | None, Field(ge=0)] = None
+
+
+class PythonSpec(_Spec):
+    type: Literal["python"]
+    function: Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")]
+
+
+GuardrailSpec = Annotated[
+    MaxInputSpec
+    | InjectionSpec
+    | PiiSpec
+    | DenySpec
+    | PromptLeakSpec
+    | ToolsSpec
+    | ArgumentSpec
+    | MaxCallsSpec
+    | PythonSpec,
+    Field(discriminator="type"),
+]
+_ADAPTER: TypeAdapter[Any] = TypeAdapter(GuardrailSpec)
+TYPES = ("max_input", "injection", "pii", "deny", "prompt_leak", "tools", "argument", "max_calls", "python")
+_DEFAULT_POINTS: dict[str, frozenset[Point]] = {
+    "max_input": frozenset({"input"}),
+    "injection": frozenset({"input"}),
+    "pii": frozenset({"input", "output", "action"}),
+    "deny": frozenset({"input", "output"}),
+    "prompt_leak": frozenset({"output"}),
+    "tools": frozenset({"action"}),
+    "argument": frozenset({"action"}),
+    "max_calls": frozenset({"action"}),
+    "python": frozenset(POINTS),
+}
+
+
+def parse_spec(raw: Mapping[str, Any]) -> Any:
+    """The validated settings of one guardrail; GuardrailConfigError naming the setting otherwise."""
+    if not isinstance(raw, Mapping) or raw.get("type") not in TYPES:
+        got = raw.get("type") if isinstance(raw, Mapping) else raw
+        raise GuardrailConfigError(f"unknown guardrail type {got!r}; known: {', '.join(TYPES)}", "type")
+    try:
+        spec = _ADAPTER.validate_python(dict(raw))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"][1:])
+        message = "unknown setting" if first["type"] == "extra_forbidden" else first["msg"]
+        raise GuardrailConfigError(f"{raw['type']}: {where or 'settings'}: {message}", where) from None
+    if isinstance(spec, PiiSpec) and spec.types is not None:
+        from keel.guardrails.pii import ALL_TYPES
+
+        unknown = sorted(set(spec.types) - set(ALL_TYPES))
+        if unknown:
+            raise GuardrailConfigError(f"pii: types: unknown {unknown}; known: {sorted(ALL_TYPES)}", "types")
+    for attribute in ("pattern",):
+        value = getattr(spec, attribute, None)
+        if isinstance(value, str):
+            _compile(value, attribute)
+    for index, pattern in enumerate(getattr(spec, "patterns", []) or []):
+        _compile(pattern, f"patterns[{index}]")
+    return spec
+
+
+def build(raw: Mapping[str, Any], *, root: Any = None) -> Guardrail:
+    spec = parse_spec(raw)
+    name = spec.name or spec.type
+    default = _DEFAULT_POINTS[spec.type]
+    points = frozenset(spec.points) if spec.points else default
+    outside = points - default
+    if outside:
+        raise GuardrailConfigError(f"{spec.type}: points: it does not apply at {sorted(outside)}", "points")
+    check = _checks[type(spec)](spec, name, root)
+    return _Fn(name, points, check)
+
+
+Checker = Callable[[Check], Any]
+
+
+class _Fn:
+    def __init__(self, name: str, points: frozenset[Point], check: Checker) -> None:
+        self.name, self.points, self._check = name, points, check
+
+    async def check(self, check: Check) -> Decision:
+        result = self._check(check)
+        if inspect.isawaitable(result):
+            result = await result
+        if result is None or result is True:
+            return allow(self.name)
+        if result is False:
+            return Decision("block", self.name, "refused")
+        if isinstance(result, Decision):
+            return (
+                result
+                if result.guardrail
+                else Decision(result.verdict, self.name, result.reason, result.text, result.args)
+            )
+        raise UsageError(
+            f"guardrail {self.name} returned {type(result).__name__}: expected Decision, bool or None"
+        )
+
+
+def _max_input(spec: MaxInputSpec, name: str, root: Any) -> Checker:
+    def check(c: Check) -> Decision:
+        size = len(c.text or "")
+        if size > spec.max_chars:
+            return Decision("block", name, f"input of {size:,} characters is over {spec.max_chars:,}")
+        return allow(name)
+
+    return check
+
+
+def _injection(spec: InjectionSpec, name: str, root: Any) -> Checker:
+    from keel.guardrails.injection import InjectionDetector
+
+    detector = (
+        InjectionDetector(use_classifier=True, classifier_threshold=spec.threshold)
+        if spec.classifier
+        else InjectionDetector(threshold=0.5 if spec.threshold is None else spec.threshold)
+    )
+
+    def check(c: Check) -> Decision:
+        verdict = detector.detect(c.text or "")
+        if not verdict.flagged:
+            return allow(name)
+        reasons = ", ".join(verdict.reasons[:3])
+        return Decision(
+            spec.verdict, name, f"prompt injection suspected (score {verdict.score:.2f}: {reasons})"
+        )
+
+    return check
+
+
+def _pii(spec: PiiSpec, name: str, root: Any) -> Checker:
+    from keel.guardrails.pii import STRUCTURED_TYPES, detect, redact
+
+    types: Any = set(spec.types) if spec.types is not None else set(STRUCTURED_TYPES)
+
+    def check(c: Check) -> Decision:
+        if c.point == "action":
+            return _pii_args(c, spec, name, types)
+        text = c.text or ""
+        if spec.verdict == "redact":
+            cleaned, found = redact(text, types=types, style=spec.style, entities=spec.entities)
+            if not found:
+                return allow(name)
+            return Decision("redact", name, f"redacted {_kinds(found)}", text=cleaned)
+        found = detect(text, types=types, entities=spec.entities)
+        return Decision(spec.verdict, name, f"found {_kinds(found)}") if found else allow(name)
+
+    return check
+
+
+def _pii_args(c: Check, spec: PiiSpec, name: str, types: Any) -> Decision:
+    from keel.guardrails.pii import detect, redact
+
+    kinds: list[Any] = []
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            if spec.verdict == "redact":
+                cleaned, found = redact(value, types=types, style=spec.style, entities=spec.entities)
+            else:
+                cleaned, found = value, detect(value, types=types, entities=spec.entities)
+            kinds.extend(found)
+            return cleaned
+        if isinstance(value, Mapping):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    args = walk(dict(c.args or {}))
+    if not kinds:
+        return allow(name)
+    if spec.verdict == "redact":
+        return Decision("redact", name, f"redacted {_kinds(kinds)} in the arguments", args=args)
+    return Decision(spec.verdict, name, f"found {_kinds(kinds)} in the arguments of {c.tool}")
+
+
+def _kinds(found: list[Any]) -> str:
+    counts: dict[str, int] = {}
+    for finding in found:
+        counts[finding.type] = counts.get(finding.type, 0) + 1
+    return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+
+
+def _deny(spec: DenySpec, name: str, root: Any) -> Checker:
+    words = [re.compile(rf"(?<!\w){re.escape(w)}(?!\w)", re.IGNORECASE) for w in spec.words]
+    patterns = [re.compile(p) for p in spec.patterns]
+
+    def check(c: Check) -> Decision:
+        text = c.text or ""
+        hits = [p for p in (*words, *patterns) if p.search(text)]
+        if not hits:
+            return allow(name)
+        if spec.verdict == "block":
+            return Decision("block", name, f"matched {len(hits)} denied term(s)")
+        for pattern in hits:
+            text = pattern.sub("[REMOVED]", text)
+        return Decision("redact", name, f"removed {len(hits)} denied term(s)", text=text)
+
+    return check
+
+
+def _prompt_leak(spec: PromptLeakSpec, name: str, root: Any) -> Checker:
+    def shingles(text: str) -> set[tuple[str, ...]]:
+        words = re.findall(r"\w+", text.lower())
+        return {tuple(words[i : i + spec.min_words]) for i in range(len(words) - spec.min_words + 1)}
+
+    def check(c: Check) -> Decision:
+        if not c.instructions or not c.text:
+            return allow(name)
+        if shingles(c.instructions) & shingles(c.text):
+            return Decision("block", name, f"the answer repeats {spec.min_words}+ words of the instructions")
+        return allow(name)
+
+    return check
+
+
+def _tools(spec: ToolsSpec, name: str, root: Any) -> Checker:
+    def check(c: Check) -> Decision:
+        tool = c.tool or ""
+        if tool in spec.deny or (spec.allow is not None and tool not in spec.allow):
+            return Decision("block", name, f"tool {tool} is not allowed for this agent")
+        return allow(name)
+
+    return check
+
+
+def _argument(spec: ArgumentSpec, name: str, root: Any) -> Checker:
+    pattern = re.compile(spec.pattern) if spec.pattern else None
+    domains = {d.lower().lstrip("@") for d in spec.domains or ()}
+
+    def check(c: Check) -> Decision:
+        if c.tool != spec.tool:
+            return allow(name)
+        value = _path(c.args or {}, spec.arg)
+        problem = _argument_problem(value, spec, pattern, domains)
+        return Decision("block", name, f"{spec.tool}({spec.arg}): {problem}") if problem else allow(name)
+
+    return check
+
+
+def _argument_problem(
+    value: Any, spec: ArgumentSpec, pattern: re.Pattern[str] | None, domains: set[str]
+) -> str | None:
+    if value is None:
+        return None
+    if spec.max is not None or spec.min is not None:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return f"{value!r} is not a number"
+        if spec.max is not None and number > spec.max:
+            return f"{number:g} is above {spec.max:g}"
+        if spec.min is not None and number < spec.min:
+            return f"{number:g} is below {spec.min:g}"
+    if pattern is not None and not pattern.fullmatch(str(value)):
+        return f"{str(value)[:80]!r} does not match {pattern.pattern}"
+    if spec.one_of is not None and value not in spec.one_of:
+        return f"{value!r} is not one of {spec.one_of}"
+    if domains:
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            host = _domain(str(item))
+            if host is None or not any(host == d or host.endswith("." + d) for d in domains):
+                return f"{str(item)[:80]!r} is outside the allowed domains"
+    return None
+
+
+def _domain(value: str) -> str | None:
+    if "@" in value:
+        return value.rsplit("@", 1)[1].strip().lower().rstrip(">")
+    match = re.match(r"^[a-z][a-z0-9+.-]*://([^/:?#@]+@)?([^/:?#]+)", value, re.IGNORECASE)
+    return match.group(2).lower() if match else None
+
+
+def _max_calls(spec: MaxCallsSpec, name: str, root: Any) -> Checker:
+    def check(c: Check) -> Decision:
+        total = sum(c.tool_calls.values())
+        mine = c.tool_calls.get(c.tool or "", 0)
+        if spec.per_run is not None and total >= spec.per_run:
+            return Decision("block", name, f"{total} tool calls in this run: the limit is {spec.per_run}")
+        if spec.per_tool is not None and mine >= spec.per_tool:
+            return Decision(
+                "block", name, f"{mine} calls of {c.tool} in this run: the limit is {spec.per_tool}"
+            )
+        return allow(name)
+
+    return check
+
+
+def _python(spec: PythonSpec, name: str, root: Any) -> Checker:
+    import sys
+
+    module_name, _, attribute = spec.function.partition(":")
+    if root is not None and str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    try:
+        function = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise GuardrailConfigError(
+            f"python: function: cannot import {spec.function}: {exc}", "function"
+        ) from None
+    if not callable(function):
+        raise GuardrailConfigError(f"python: function: {spec.function} is not callable", "function")
+    return function  # type: ignore[no-any-return]
+
+
+_checks: dict[type, Callable[[Any, str, Any], Checker]] = {
+    MaxInputSpec: _max_input,
+    InjectionSpec: _injection,
+    PiiSpec: _pii,
+    DenySpec: _deny,
+    PromptLeakSpec: _prompt_leak,
+    ToolsSpec: _tools,
+    ArgumentSpec: _argument,
+    MaxCallsSpec: _max_calls,
+    PythonSpec: _python,
+}
+
+
+def _compile(pattern: str, field: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise GuardrailConfigError(f"{field}: not a regular expression: {exc}", field) from None
+
+
+def _path(value: Any, path: str) -> Any:
+    current = value
+    for part in path.split("."):
+        if isinstance(current, Mapping) and part in current:
+            current = current[part]
+        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
+            current = current[int(part)]
+        else:
+            return None
+    return current
+
+
+def as_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
