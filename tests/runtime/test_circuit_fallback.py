@@ -17,8 +17,9 @@ import httpx
 import pytest
 
 from keel.config.project import Project
+from keel.config.schema import CircuitBreakerConfig
 from keel.errors import ErrorCategory
-from keel.runtime.circuit import CircuitBreaker, CircuitRegistry, CircuitState
+from keel.runtime.circuit import CircuitBreaker, CircuitRegistry, CircuitState, Outcome
 from keel.runtime.events import ModelFallback, RunEvent
 from keel.runtime.result import RunResult
 from keel.runtime.runner import Runner
@@ -273,3 +274,42 @@ async def test_breakers_are_off_by_default(primary: FakeLLMThread) -> None:
             assert result.error is not None and result.error.category is ErrorCategory.MODEL_UNAVAILABLE
         assert requests_seen(primary) == 8
         assert runner.circuits.snapshot() == []
+
+
+async def test_a_refused_model_in_the_middle_of_the_chain(
+    primary: FakeLLMThread, fallback: FakeLLMThread
+) -> None:
+    """Primary failing (its circuit still closed), fallback1 refused (its circuit open), fallback2
+    answers: one fallback event per step of the chain, none skipping over the refused model."""
+    control(primary, "POST", "/_fake/faults", {"rate": 1.0, "kinds": {"503": 1}})
+    settings = {"enabled": True, "failure_threshold": 5}
+    project = make_project(
+        base_url=primary.base_url,
+        fallbacks=2,
+        retry_options={"attempts": 1},
+        circuit_breaker=settings,
+    )
+    spec = project.agents["agent"]
+    last = dataclasses.replace(spec.fallback_models[1], base_url=fallback.base_url)
+    models = (spec.fallback_models[0], last)
+    project = dataclasses.replace(
+        project, agents={"agent": dataclasses.replace(spec, fallback_models=models)}
+    )
+    runner, _ = runner_on(project, FakeClock())
+    middle = runner.circuits.breaker("model", FALLBACK, CircuitBreakerConfig.model_validate(settings))
+    for _ in range(5):  # opened by other runs
+        permit = middle.acquire().permit
+        assert permit is not None
+        permit.done(Outcome.FAILURE)
+    assert state(middle) is CircuitState.OPEN
+    events: list[RunEvent] = []
+    async with runner:
+        result = await run(runner, False, events)
+    assert result.succeeded and result.output == "from the fallback"
+    last_label = "openai-compatible:fallback2"
+    assert [c.model for c in result.model_calls] == [PRIMARY, last_label]
+    assert fallbacks(events) == [
+        (PRIMARY, FALLBACK, ErrorCategory.MODEL_UNAVAILABLE),
+        (FALLBACK, last_label, ErrorCategory.CIRCUIT_OPEN),
+    ]
+    assert (requests_seen(primary), requests_seen(fallback)) == (1, 1)

@@ -38,11 +38,13 @@ def note_refusal(refusal: Refusal, recorder: RunRecorder | None) -> None:
 
 @dataclass(frozen=True)
 class ModelCircuit:
-    """The breaker of one model of an agent's chain, and the model after it (None for the last)."""
+    """The breaker of one model of an agent's chain, and the models before and after it (None
+    for the first and the last)."""
 
     breaker: CircuitBreaker
     label: str
     next_label: str | None = None
+    previous_label: str | None = None
 
     async def admit(self, recorder: RunRecorder | None, attempt: int) -> Permit:
         """A permit for this attempt; raises `CircuitOpenError` when the circuit refuses it."""
@@ -71,6 +73,11 @@ class ModelCircuit:
     def refuses(self) -> bool:
         """Whether a next attempt would be refused now (so no backoff is worth waiting)."""
         return self.breaker.is_open()
+
+    def follows(self, label: str) -> bool:
+        """Whether `label` comes right before this model in the chain. A failed call of an earlier
+        model means the ones in between were refused, and each refusal made its own fallback event."""
+        return self.previous_label is None or label == self.previous_label
 
 
 @dataclass(frozen=True)

@@ -290,6 +290,8 @@ class RetryingModel(WrapperModel):
         previous = recorder.last_model_call() if recorder is not None else None
         if recorder is None or previous is None:
             return
+        if self.circuit is not None and not self.circuit.follows(previous.model):
+            return  # the models in between were refused by their circuits, and said so
         if previous.status == "error" and previous.model != self.keel_label and previous.error_category:
             event = ModelFallback(previous.model, self.keel_label, previous.error_category)
             if recorder.span is not None:

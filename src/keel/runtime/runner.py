@@ -210,12 +210,13 @@ class Runner:
         cfg = spec.config
         refs = (spec.model, *spec.fallback_models)
         breakers = cfg.circuit_breaker
-        nexts = [m.label for m in refs[1:]] + [None]
+        labels: list[str | None] = [None, *(m.label for m in refs), None]
 
-        def circuit(m: ResolvedModel, next_label: str | None) -> ModelCircuit | None:
+        def circuit(i: int, m: ResolvedModel) -> ModelCircuit | None:
             if not breakers.enabled:
                 return None
-            return ModelCircuit(self.circuits.breaker("model", m.label, breakers), m.label, next_label)
+            breaker = self.circuits.breaker("model", m.label, breakers)
+            return ModelCircuit(breaker, m.label, next_label=labels[i + 2], previous_label=labels[i])
 
         chain: list[Model] = [
             RetryingModel(
@@ -223,9 +224,9 @@ class Runner:
                 model=m,
                 options=cfg.retry_options,
                 price=functools.partial(self.pricer.cost, m),
-                circuit=circuit(m, next_label),
+                circuit=circuit(i, m),
             )
-            for m, next_label in zip(refs, nexts, strict=True)
+            for i, m in enumerate(refs)
         ]
         model: Model = chain[0] if len(chain) == 1 else FallbackModel(*chain)
         guard = self.budget_guard
