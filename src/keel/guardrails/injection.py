@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from keel.guardrails.injection_rules import COMPACT_PHRASES, DISCUSSION, QUOTES, RULES, Rule
+from keel.guardrails.injection_triggers import TRIGGERS, active_rules
 from keel.guardrails.normalize import (
     DEFAULT_LIMITS,
     DecodeLimits,
@@ -132,19 +133,43 @@ def _noisy_or(weights: Sequence[float]) -> float:
     return 1.0 - remaining
 
 
+class _Discussion:
+    """The number of distinct discussion markers in the input, counted once and only if needed."""
+
+    def __init__(self, text: str | None) -> None:
+        self.text = text
+        self._count: int | None = None
+
+    @property
+    def count(self) -> int:
+        if self._count is None:
+            found = DISCUSSION.finditer(self.text) if self.text is not None else iter(())
+            self._count = len({m.group(0).lower() for m in found})
+        return self._count
+
+
 def _scan_variant(
-    text: str, variant: str, rules: Sequence[Rule], discussion: int, spans: list[MatchedSpan]
+    text: str,
+    variant: str,
+    rules: Sequence[Rule],
+    discussion: _Discussion,
+    spans: list[MatchedSpan],
+    *,
+    prefilter: bool = True,
 ) -> None:
-    """Match every rule; `discussion` counts the distinct discussion markers of the input."""
+    """Match every rule whose trigger fires (see `injection_triggers`)."""
+    active = active_rules(text) if prefilter else None
     for rule in rules:
+        if active is not None and rule.name in TRIGGERS and rule.name not in active:
+            continue
         for n, match in enumerate(rule.pattern.finditer(text)):
             if n >= MAX_SPANS_PER_RULE:
                 break
             weight = rule.weight
-            if variant == "input" and rule.discountable:
-                if discussion and _inside_quotes(text, match.start(), match.end()):
+            if variant == "input" and rule.discountable and discussion.count:
+                if _inside_quotes(text, match.start(), match.end()):
                     weight *= QUOTED_DISCUSSION_FACTOR
-                elif discussion >= 2:
+                elif discussion.count >= 2:
                     weight *= DISCUSSION_FACTOR
                 if rule.category == "override" and _NEGATION.search(
                     text, max(0, match.start() - 24), match.start()
@@ -171,17 +196,21 @@ def _rule_weight(rules: Sequence[Rule], name: str) -> float:
     return next((r.weight for r in rules if r.name == name), 1.0)
 
 
-def scan(text: str, *, rules: Sequence[Rule] = RULES, limits: DecodeLimits = DEFAULT_LIMITS) -> Scan:
-    """Run normalization, decoding and the pattern rules; score = noisy OR of the category maxima."""
+def scan(
+    text: str, *, rules: Sequence[Rule] = RULES, limits: DecodeLimits = DEFAULT_LIMITS, prefilter: bool = True
+) -> Scan:
+    """Run normalization, decoding and the pattern rules; score = noisy OR of the category maxima.
+
+    `prefilter=False` runs every rule on every variant (slower; the verdicts are the same).
+    """
     prepared = prepare(text)
     normalized = collapse_whitespace(prepared)
     variants = tuple(decoded_variants(prepared, limits))
-    discussion = len({m.group(0).lower() for m in DISCUSSION.finditer(normalized)})
     spans: list[MatchedSpan] = []
-    _scan_variant(normalized, "input", rules, discussion, spans)
+    _scan_variant(normalized, "input", rules, _Discussion(normalized), spans, prefilter=prefilter)
     for v in variants:
         before = len(spans)
-        _scan_variant(v.text, v.name, rules, 0, spans)
+        _scan_variant(v.text, v.name, rules, _Discussion(None), spans, prefilter=prefilter)
         if v.layers[-1] == "joined":
             _scan_compact(v.text, v.name, spans)
         strong = [s for s in spans[before:] if s.weight >= 0.5 and s.category != "encoded_instruction"]
@@ -201,11 +230,7 @@ def scan(text: str, *, rules: Sequence[Rule] = RULES, limits: DecodeLimits = DEF
     reasons = tuple(
         f"{cat}: {best[cat].rule} {best[cat].text[:80]!r}"
         + (f" (in {best[cat].variant})" if best[cat].variant != "input" else "")
-        + (
-            " (discounted)"
-            if best[cat].variant == "input" and best[cat].weight < _rule_weight(rules, best[cat].rule)
-            else ""
-        )
+        + (" (discounted)" if best[cat].weight < _rule_weight(rules, best[cat].rule) else "")
         for cat in sorted(categories, key=lambda c: -categories[c])
     )
     return Scan(normalized, variants, tuple(spans), categories, _noisy_or(list(categories.values())), reasons)

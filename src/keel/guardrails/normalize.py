@@ -143,6 +143,10 @@ DEFAULT_LIMITS = DecodeLimits()
 _BASE64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
 _HEX_RUN = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}){8,}(?![0-9A-Fa-f])")
 _HEX_SEPARATED = re.compile(r"(?:(?:\\x|0x)?[0-9A-Fa-f]{2}[\s,:]?){8,}")
+# Hex-encoded text always has digit-led byte pairs (printable ASCII is 0x20-0x7e): a cheap test.
+_HEX_HINT = re.compile(
+    r"[0-9][0-9A-Fa-f](?:[\s,:]|\\x|0x)?[0-9][0-9A-Fa-f](?:[\s,:]|\\x|0x)?[0-9][0-9A-Fa-f]"
+)
 _URL_ENCODED = re.compile(
     r"(?:[A-Za-z0-9._~+!*'(),;/:=&@-]*%[0-9A-Fa-f]{2}){3,}[A-Za-z0-9._~+!*'(),;/:=&@-]*"
 )
@@ -230,6 +234,8 @@ def _base64_payloads(text: str, limits: DecodeLimits) -> list[str]:
 
 def _hex_payloads(text: str, limits: DecodeLimits) -> list[str]:
     found: list[str] = []
+    if not _HEX_HINT.search(text):
+        return found
     for pattern in (_HEX_RUN, _HEX_SEPARATED):
         for match in pattern.finditer(text):
             token = match.group(0)
@@ -263,38 +269,72 @@ def _url_payloads(text: str, limits: DecodeLimits) -> list[str]:
 def _rot13_payloads(text: str, limits: DecodeLimits) -> list[str]:
     if len(text) > limits.max_payload_chars:
         text = text[: limits.max_payload_chars]
+    if _mostly_plain(text):
+        return []
     decoded = codecs.decode(text, "rot13")
     before, after = _common_words(text), _common_words(decoded)
     return [decoded] if after >= 2 and after > before else []
 
 
+def _windows(
+    text: str, spans: list[tuple[int, int]], before: int = 80, after: int = 240
+) -> list[tuple[int, int]]:
+    """The stretches of `text` around `spans`, widened and merged: what a rewrite layer returns."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        lo, hi = max(0, start - before), min(len(text), end + after)
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
 def _joined_payloads(text: str, limits: DecodeLimits) -> list[str]:
-    """Letter-spaced words ("i g n o r e") joined up; string concatenation ("ign" + "ore") undone."""
-    joined = _CONCAT.sub("", text)
+    """Letter-spaced words ("i g n o r e") joined up; string concatenation ("ign" + "ore") undone.
+
+    Only the stretches around the rewritten places are returned, so a long text is not scanned
+    twice in full.
+    """
+    text = text[: limits.max_payload_chars]
+    spans = [m.span() for m in _CONCAT.finditer(text)] + [m.span() for m in _SPACED.finditer(text)]
+    if not spans:
+        return []
 
     def join(match: re.Match[str]) -> str:
         return " ".join(_SPACED_SEP.sub("", word) for word in _WORD_GAP.split(match.group(0)))
 
-    joined = _SPACED.sub(join, joined)
-    return [joined] if joined != text else []
+    pieces = [_SPACED.sub(join, _CONCAT.sub("", text[lo:hi])) for lo, hi in _windows(text, spans, after=400)]
+    return ["\n".join(pieces)]
 
 
 def _common_words(text: str) -> int:
     return sum(1 for w in _WORD.findall(text.lower()) if w in _COMMON)
 
 
+def _mostly_plain(text: str) -> bool:
+    """Text that already reads as English (over 12% common words): rot13 or reversal can't beat it."""
+    words = _WORD.findall(text.lower())
+    return len(words) >= 20 and sum(1 for w in words if w in _COMMON) > 0.12 * len(words)
+
+
 def _leet_payloads(text: str, limits: DecodeLimits) -> list[str]:
-    """Leetspeak ("1gn0r3 4ll") read as letters, in words that mix letters and digits."""
-    words = _LEET_WORD.findall(text[: limits.max_payload_chars])
-    if len(words) < 3:
+    """Leetspeak ("1gn0r3 4ll") read as letters, around words that mix letters and digits."""
+    text = text[: limits.max_payload_chars]
+    spans = [m.span() for m in _LEET_WORD.finditer(text)]
+    if len(spans) < 3:
         return []
-    decoded = _LEET_WORD.sub(lambda m: m.group(0).translate(_LEET), text[: limits.max_payload_chars])
-    return [decoded] if _common_words(decoded) > _common_words(text) else []
+    pieces = [text[lo:hi] for lo, hi in _windows(text, spans, before=40, after=40)]
+    decoded = [_LEET_WORD.sub(lambda m: m.group(0).translate(_LEET), piece) for piece in pieces]
+    keep = [d for d, p in zip(decoded, pieces, strict=True) if _common_words(d) > _common_words(p)]
+    return ["\n".join(keep)] if keep else []
 
 
 def _reversed_payloads(text: str, limits: DecodeLimits) -> list[str]:
     """Text written backwards, when reading it forwards reveals more common words."""
     text = text[: limits.max_payload_chars]
+    if _mostly_plain(text):
+        return []
     backwards = text[::-1]
     after, before = _common_words(backwards), _common_words(text)
     return [backwards] if after >= 3 and after > before else []
@@ -309,6 +349,7 @@ _LAYERS = (
     ("leet", _leet_payloads),
     ("reversed", _reversed_payloads),
 )
+# Layers that rewrite the whole text rather than decode a payload found in it.
 _SELF_INVERSE = ("rot13", "joined", "leet", "reversed")
 
 
@@ -324,8 +365,8 @@ def decoded_variants(text: str, limits: DecodeLimits = DEFAULT_LIMITS) -> list[V
         nxt: list[Variant] = []
         for parent in frontier:
             for layer, finder in _LAYERS:
-                if parent.layers and parent.layers[-1] == layer and layer in _SELF_INVERSE:
-                    continue  # rot13 or reversal twice is the identity; joining twice changes nothing
+                if parent.layers and parent.layers[-1] in _SELF_INVERSE:
+                    continue  # whole-text rewrites are final: only decoded payloads are decoded again
                 for payload in finder(parent.text, limits):
                     decoded = normalize(payload)
                     if decoded in seen or not (layer in _SELF_INVERSE or _readable(decoded, limits)):

@@ -1,0 +1,192 @@
+"""Prompt-injection detection: recall and false-positive rate on the labelled set, and cost per 2 KB.
+
+    python -m bench.injection [--runs 300] [--misses 12]
+
+The set is tests/guardrails/injection_set/items.jsonl (how it was made: README.md there). Figures:
+
+- heuristics alone, and heuristics with the classifier (`use_classifier=True`), on the test split
+  (the classifier never trained on it, but the heuristic rules were tuned while looking at the
+  whole set, test included);
+- heuristics on everything (train + test + holdouts);
+- both on `holdout` (written after a first freeze of the rules; the rules were then changed in
+  view of it) and on `holdout2` (written after the final freeze; nothing was tuned on it: the
+  closest figure to unseen text);
+- recall per kind (injections) and false-positive rate per kind (benign), recall per obfuscation;
+- what the misses on the test split and holdout2 look like;
+- cost of one `detect` on a 2 KB input, p50/p99 in ms, for inputs cut from the set's texts (some
+  with encoded payloads) and for plain prose, with and without the classifier.
+
+Target (issue #6): at least 90% recall at most 2% false positives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from bench.common import machine_line, percentile
+from keel.guardrails.injection import InjectionDetector
+
+ROOT = Path(__file__).resolve().parents[1]
+ITEMS = ROOT / "tests" / "guardrails" / "injection_set" / "items.jsonl"
+INJECTION_KINDS = ("direct", "indirect_tool_result", "indirect_document")
+BENIGN_KINDS = ("benign_lookalike", "benign")
+PROSE = (
+    "Thanks for your message about the delivery. The parcel left our warehouse on Tuesday and the carrier "
+    "expects to deliver it by Friday afternoon. If nobody is at home, the driver will leave a card with "
+    "instructions for collecting it from the local depot. Our support team is available from 9 am to 6 pm "
+    "on weekdays, and you can also check the status of your order online at any time. "
+)
+
+
+def load(path: Path = ITEMS) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _rate(hits: int, total: int) -> str:
+    return f"{hits / total:6.1%} ({hits}/{total})" if total else "     - (0/0)"
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.flagged: dict[str, int] = defaultdict(int)
+        self.total: dict[str, int] = defaultdict(int)
+        self.obfuscation: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        self.misses: list[tuple[dict[str, Any], float]] = []
+        self.false_positives: list[tuple[dict[str, Any], list[str]]] = []
+
+    def add(self, item: dict[str, Any], flagged: bool, score: float, reasons: list[str]) -> None:
+        kind = item["kind"]
+        self.total[kind] += 1
+        self.flagged[kind] += flagged
+        if item["label"] == "injection":
+            self.obfuscation[item["obfuscation"]][0] += flagged
+            self.obfuscation[item["obfuscation"]][1] += 1
+            if not flagged:
+                self.misses.append((item, score))
+        elif flagged:
+            self.false_positives.append((item, reasons))
+
+    def recall(self) -> tuple[int, int]:
+        return sum(self.flagged[k] for k in INJECTION_KINDS), sum(self.total[k] for k in INJECTION_KINDS)
+
+    def false_positive(self) -> tuple[int, int]:
+        return sum(self.flagged[k] for k in BENIGN_KINDS), sum(self.total[k] for k in BENIGN_KINDS)
+
+
+def evaluate(detector: InjectionDetector, items: Iterable[dict[str, Any]]) -> Tally:
+    tally = Tally()
+    for item in items:
+        verdict = detector.detect(item["text"])
+        tally.add(item, verdict.flagged, verdict.score, verdict.reasons)
+    return tally
+
+
+def report(name: str, tally: Tally) -> None:
+    r, rt = tally.recall()
+    f, ft = tally.false_positive()
+    target = "meets" if rt and ft and r / rt >= 0.9 and f / ft <= 0.02 else "misses"
+    print(f"  {name:<34} recall {_rate(r, rt)}   false positives {_rate(f, ft)}   ({target} the target)")
+    per_kind = "   ".join(f"{k} {_rate(tally.flagged[k], tally.total[k]).strip()}" for k in INJECTION_KINDS)
+    print(f"    recall per kind: {per_kind}")
+    per_kind = "   ".join(f"{k} {_rate(tally.flagged[k], tally.total[k]).strip()}" for k in BENIGN_KINDS)
+    print(f"    false positives per kind: {per_kind}")
+
+
+def _snippet(item: dict[str, Any], width: int = 110) -> str:
+    text = item["text"].replace("\n", " ")
+    if item["carrier"] != "none":
+        return f"[{item['carrier']}] …{text[-width:]!r}"
+    return repr(text[:width])
+
+
+def cost(detector: InjectionDetector, inputs: list[str], runs: int) -> tuple[float, float]:
+    for text in inputs[:20]:
+        detector.detect(text)  # warm-up: compiled patterns, the model file
+    timings: list[float] = []
+    for n in range(runs):
+        text = inputs[n % len(inputs)]
+        start = time.perf_counter()
+        detector.detect(text)
+        timings.append((time.perf_counter() - start) * 1000)
+    return percentile(timings, 50), percentile(timings, 99)
+
+
+def inputs_2kb(items: list[dict[str, Any]], count: int = 100) -> list[str]:
+    """2,048-character inputs made of consecutive texts of the set (some carry encoded payloads)."""
+    out: list[str] = []
+    buf = ""
+    for item in items * 3:
+        buf += item["text"] + "\n\n"
+        if len(buf) >= 2048:
+            out.append(buf[:2048])
+            buf = ""
+            if len(out) == count:
+                break
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=300, help="timed detect calls per variant")
+    parser.add_argument("--misses", type=int, default=12, help="misses shown per split")
+    args = parser.parse_args(argv)
+
+    items = load()
+    by_split: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for item in items:
+        by_split[item["split"]].append(item)
+    injections = sum(1 for i in items if i["label"] == "injection")
+    print(
+        f"set: {len(items)} items ({injections} injections, {len(items) - injections} benign), "
+        + ", ".join(f"{s} {len(v)}" for s, v in sorted(by_split.items()))
+    )
+    heuristics = InjectionDetector()
+    classifier = InjectionDetector(use_classifier=True)
+
+    results: dict[tuple[str, str], Tally] = {}
+    for split in ("test", "holdout", "holdout2"):
+        print(f"== split {split}")
+        for name, detector in (("heuristics", heuristics), ("heuristics + classifier", classifier)):
+            results[split, name] = tally = evaluate(detector, by_split[split])
+            report(name, tally)
+    print("== everything (train + test + holdouts)")
+    results["all", "heuristics"] = everything = evaluate(heuristics, items)
+    report("heuristics", everything)
+    print(
+        "    recall per obfuscation: "
+        + "   ".join(f"{k} {h}/{t}" for k, (h, t) in sorted(everything.obfuscation.items()))
+    )
+
+    for split in ("test", "holdout2"):
+        tally = results[split, "heuristics + classifier"]
+        print(f"== misses on {split} (heuristics + classifier), {len(tally.misses)} in all")
+        for item, score in tally.misses[: args.misses]:
+            print(f"  {item['kind']:<21} {score:.2f} {_snippet(item)}")
+        for item, reasons in tally.false_positives[: args.misses]:
+            print(f"  FALSE POSITIVE {item['kind']} {_snippet(item)} {reasons[:2]}")
+    tally = everything
+    print(f"== false positives on everything (heuristics), {len(tally.false_positives)} in all")
+    for item, reasons in tally.false_positives[: args.misses]:
+        print(f"  {item['kind']:<17} {_snippet(item)} {reasons[:1]}")
+
+    print(f"== cost of one detect, 2 KB input, {args.runs} runs each")
+    mixed = inputs_2kb(items)
+    prose = [(PROSE * 8)[:2048]]
+    for label, inputs in (("set texts", mixed), ("plain prose", prose)):
+        for name, detector in (("heuristics", heuristics), ("heuristics + classifier", classifier)):
+            p50, p99 = cost(detector, inputs, args.runs)
+            print(f"  {label:<12} {name:<24} p50 {p50:6.2f} ms   p99 {p99:6.2f} ms")
+    print(machine_line())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
