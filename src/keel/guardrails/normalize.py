@@ -135,7 +135,6 @@ class DecodeLimits:
     max_depth: int = 2
     min_decoded_chars: int = 8
     min_printable: float = 0.9  # share of printable characters a decoded payload needs
-    min_letters: float = 0.5  # share of letters and spaces
 
 
 DEFAULT_LIMITS = DecodeLimits()
@@ -200,8 +199,7 @@ def _readable(text: str, limits: DecodeLimits) -> bool:
     if len(text) < limits.min_decoded_chars:
         return False
     printable = sum(1 for c in text if c.isprintable() or c in "\n\r\t")
-    letters = sum(1 for c in text if c.isalpha() or c == " ")
-    return printable >= limits.min_printable * len(text) and letters >= limits.min_letters * len(text)
+    return printable >= limits.min_printable * len(text)
 
 
 def _utf8(raw: bytes) -> str | None:
