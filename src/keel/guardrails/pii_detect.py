@@ -1,0 +1,87 @@
+"""`detect`: runs the detectors of the requested types on the normalized text, settles overlaps
+(the more confident, then the longer, detection wins) and maps findings back to the original."""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Callable, Collection
+
+from keel.guardrails.pii_contact import emails, ips, phones
+from keel.guardrails.pii_entities import addresses, names
+from keel.guardrails.pii_finding import ALL_TYPES, ENTITY_TYPES, STRUCTURED_TYPES, Finding, Hit, PiiType
+from keel.guardrails.pii_normalize import normalize
+from keel.guardrails.pii_numbers import cards, ibans, national_ids
+from keel.guardrails.pii_secrets import secrets
+
+_Detector = Callable[[str, list[Hit]], None]
+# In this order; overlaps are settled afterwards by confidence, so the order only breaks ties.
+_DETECTORS: tuple[tuple[PiiType, _Detector], ...] = (
+    ("secret", secrets),
+    ("email", emails),
+    ("iban", ibans),
+    ("card", cards),
+    ("national_id", national_ids),
+    ("ip", ips),
+    ("phone", phones),
+    ("name", names),
+    ("address", addresses),
+)
+_DIGITS = "0123456789"
+_NEEDS_DIGIT = frozenset({"iban", "card", "national_id", "ip", "phone"})
+
+
+def _wanted(types: Collection[PiiType] | None, entities: bool) -> frozenset[PiiType]:
+    if types is None:
+        return ALL_TYPES if entities else STRUCTURED_TYPES
+    wanted = frozenset(types)
+    unknown = wanted - ALL_TYPES
+    if unknown:
+        raise ValueError(f"unknown PII types: {', '.join(sorted(unknown))}")
+    return wanted | ENTITY_TYPES if entities else wanted
+
+
+def _resolve(hits: list[Hit]) -> list[Hit]:
+    """The hits to keep: no two overlap; the more confident, then the longer, one wins."""
+    if len(hits) < 2:
+        return hits
+    ordered = sorted(hits, key=lambda h: (-h[5], h[0] - h[1], h[0]))
+    starts: list[int] = []
+    kept: list[Hit] = []  # sorted by start, parallel to `starts`
+    for hit in ordered:
+        index = bisect_left(starts, hit[0])
+        if index > 0 and kept[index - 1][1] > hit[0]:
+            continue
+        if index < len(kept) and kept[index][0] < hit[1]:
+            continue
+        starts.insert(index, hit[0])
+        kept.insert(index, hit)
+    return kept
+
+
+def detect(
+    text: str,
+    *,
+    types: Collection[PiiType] | None = None,
+    entities: bool = False,
+    min_confidence: float = 0.0,
+) -> list[Finding]:
+    """The PII in `text`, in order of position, none overlapping.
+
+    `types`: the types to look for (default: every structured type; names and addresses only
+    with `entities=True`). `min_confidence` drops weaker findings (0.9 keeps only validated
+    values and known key formats)."""
+    wanted = _wanted(types, entities)
+    normalized = normalize(text)
+    work = normalized.text
+    has_digit = any(d in work for d in _DIGITS)
+    hits: list[Hit] = []
+    for kind, detector in _DETECTORS:
+        if kind in wanted and (has_digit or kind not in _NEEDS_DIGIT):
+            detector(work, hits)
+    findings: list[Finding] = []
+    for start, end, kind, subtype, validator, confidence in _resolve(hits):
+        if confidence < min_confidence:
+            continue
+        first, last = normalized.original_span(start, end)
+        findings.append(Finding(kind, first, last, text[first:last], confidence, validator, subtype))
+    return findings
