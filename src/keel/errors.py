@@ -34,6 +34,7 @@ class ErrorCategory(StrEnum):
     LIMIT_EXCEEDED = "limit_exceeded"
     BUDGET_EXCEEDED = "budget_exceeded"
     CIRCUIT_OPEN = "circuit_open"
+    GUARDRAIL_BLOCKED = "guardrail_blocked"
     CANCELLED = "cancelled"
     TIMED_OUT = "timed_out"
     INTERNAL = "internal"

@@ -289,6 +289,18 @@ class AgentIdentity(_Strict):
     scopes: list[Scope] = Field(default=[], description="The agent's scopes. None by default.")
 
 
+def _guardrail(raw: dict[str, Any]) -> dict[str, Any]:
+    """A guardrail mapping, checked by `keel.guardrails.builtin` (its type and settings)."""
+    from keel.guardrails.builtin import GuardrailConfigError
+    from keel.guardrails.builtin import parse_spec as parse_guardrail
+
+    try:
+        parse_guardrail(raw)
+    except GuardrailConfigError as exc:
+        raise ValueError(exc.message) from None
+    return raw
+
+
 def _evaluator(raw: dict[str, Any]) -> dict[str, Any]:
     """An evaluator mapping, checked as datasets check theirs (`keel.evals.evaluators`)."""
     try:
@@ -358,6 +370,10 @@ class AgentConfig(_Strict):
     queue: QueueConfig = QueueConfig()
     identity: AgentIdentity = AgentIdentity()
     evals: EvalsConfig = EvalsConfig()
+    guardrails: list[Annotated[dict[str, Any], AfterValidator(_guardrail)]] = Field(
+        default=[],
+        description="Input, output and action guardrails, in order (docs/guardrails.md).",
+    )
     metadata: dict[str, Any] = {}
 
     @model_validator(mode="after")

@@ -45,6 +45,9 @@ class RunRecorder:
     # not counted again: they reserve and settle nothing). `metered_usd` is None once an attempt
     # was unpriced.
     budget: RunBudget | None = None
+    # The agent's guardrails (keel.guardrails.policy.Guardrails), for tool calls; None without any.
+    guardrails: Any = None
+    tenant_id: str | None = None
     metered_usd: Decimal | None = Decimal(0)
     metered_tokens: int = 0
 

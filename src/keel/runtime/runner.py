@@ -36,6 +36,9 @@ from pydantic_ai.usage import UsageLimits
 from keel.config.project import AgentSpec, Project, ResolvedModel
 from keel.config.validation import storage_issues
 from keel.errors import BadInput, ConfigError, ErrorCategory, UsageError
+from keel.guardrails.builtin import as_text
+from keel.guardrails.builtin import build as build_guardrail
+from keel.guardrails.policy import Check, Guardrails, Point
 from keel.pricing import Pricer
 from keel.prompts.errors import PromptError
 from keel.prompts.registry import PromptRegistry
@@ -44,6 +47,7 @@ from keel.runtime.budget_guard import BudgetedModel, BudgetGuard
 from keel.runtime.circuit import CircuitRegistry
 from keel.runtime.circuit_guard import ModelCircuit
 from keel.runtime.events import EventHandler, TextDelta
+from keel.runtime.guarded import GuardrailBlocked, record_decisions
 from keel.runtime.history import run_record
 from keel.runtime.output import OutputValidator, expand_unclear, output_spec
 from keel.runtime.providers import ModelFactory
@@ -68,6 +72,7 @@ class CompiledAgent:
     agent: Agent[RunDeps, Any]
     usage_limits: UsageLimits
     input_validator: Draft202012Validator | None
+    guardrails: Guardrails | None = None
 
 
 class Runner:
@@ -281,7 +286,12 @@ class Runner:
             total_tokens_limit=limits.max_tokens,
         )
         input_validator = Draft202012Validator(spec.input_schema) if spec.input_schema is not None else None
-        return CompiledAgent(spec, agent, usage_limits, input_validator)
+        guardrails = (
+            Guardrails([build_guardrail(raw, root=self.project.root) for raw in cfg.guardrails])
+            if cfg.guardrails
+            else None
+        )
+        return CompiledAgent(spec, agent, usage_limits, input_validator, guardrails)
 
     async def run(
         self,
@@ -378,6 +388,19 @@ class Runner:
                 if prompt_problem is not None:
                     raise prompt_problem
                 user_prompt = _prompt(compiled, input)
+                guardrails = compiled.guardrails
+                if guardrails is not None:
+                    recorder.guardrails, recorder.tenant_id = guardrails, tenant_id
+                    user_prompt = await _guard_text(
+                        guardrails,
+                        "input",
+                        user_prompt,
+                        recorder,
+                        spec.name,
+                        run_id,
+                        tenant_id,
+                        deps.instructions,
+                    )
                 output = await self._execute(
                     compiled,
                     user_prompt,
@@ -388,6 +411,16 @@ class Runner:
                     cancel,
                     prompt.model_settings if prompt is not None else None,
                 )
+                if guardrails is not None and guardrails.at("output"):
+                    output = await _guard_output(
+                        guardrails,
+                        output,
+                        recorder,
+                        spec.name,
+                        run_id,
+                        tenant_id,
+                        deps.instructions or spec.instructions,
+                    )
             except _RunTimedOut:
                 status, error = (
                     RunStatus.TIMED_OUT,
@@ -415,7 +448,9 @@ class Runner:
                 reset_recorder(token)
             for call in recorder.take_pending_calls():  # attempts of a model request that failed
                 recorder.record_model_call(call)
-            if status is not RunStatus.SUCCEEDED:
+            if error is not None and error.category is ErrorCategory.GUARDRAIL_BLOCKED:
+                output = None  # what a guardrail blocked never leaves
+            elif status is not RunStatus.SUCCEEDED:
                 output = recorder.last_text or None  # keep what was produced so far
             result = RunResult(
                 run_id=run_id,
@@ -530,6 +565,51 @@ class Runner:
                 raise _RunTimedOut() from None
             raise
         return result.output
+
+
+async def _guard_text(
+    guardrails: Guardrails,
+    point: Point,
+    text: str,
+    recorder: RunRecorder,
+    agent: str,
+    run_id: str,
+    tenant_id: str | None,
+    instructions: str | None,
+) -> str:
+    """The text after the `point` guardrails: redacted, or GuardrailBlocked (the run fails)."""
+    if not guardrails.at(point):
+        return text
+    outcome = await guardrails.run(
+        Check(
+            point=point, agent=agent, text=text, run_id=run_id, tenant_id=tenant_id, instructions=instructions
+        )
+    )
+    record_decisions(recorder, point, outcome)
+    if outcome.verdict in ("block", "require_approval"):
+        raise GuardrailBlocked(f"the {point} was blocked by a guardrail: {outcome.reason}")
+    return outcome.text if outcome.text is not None else text
+
+
+async def _guard_output(
+    guardrails: Guardrails,
+    output: Any,
+    recorder: RunRecorder,
+    agent: str,
+    run_id: str,
+    tenant_id: str | None,
+    instructions: str | None,
+) -> Any:
+    text = as_text(output)
+    guarded = await _guard_text(guardrails, "output", text, recorder, agent, run_id, tenant_id, instructions)
+    if guarded == text:
+        return output
+    if isinstance(output, str):
+        return guarded
+    try:  # a structured answer stays structured when its redacted text is still JSON
+        return json.loads(guarded)
+    except json.JSONDecodeError:
+        return guarded
 
 
 def _registry_instructions(ctx: RunContext[RunDeps]) -> str:

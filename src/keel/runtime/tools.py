@@ -222,6 +222,7 @@ class PolicyFunctionSchema(FunctionSchema):
         t0 = time.perf_counter()
         with tool_span(tracing_of(recorder), name=name, call_id=record.call_id, args=args_dict) as span:
             try:
+                args_dict = await self._guarded(args_dict, record, span, recorder)
                 result = await self._call_with_policy(args_dict, ctx, policy, record, span, recorder)
                 record.status = "ok"
                 span.ok(result, record.attempts)
@@ -291,6 +292,29 @@ class PolicyFunctionSchema(FunctionSchema):
                 category = ErrorCategory.TOOL_TIMEOUT if timed_out else ErrorCategory.TOOL_ERROR
                 raise ToolFailure(message, category=category)
             raise ToolFailed(message)
+
+    async def _guarded(
+        self, args_dict: dict[str, Any], record: ToolCall, span: Any, recorder: RunRecorder | None
+    ) -> dict[str, Any]:
+        """The arguments after the agent's action guardrails (redacted), or ToolFailed: the model is
+        told the call was refused and why, and the tool does not run."""
+        guardrails = recorder.guardrails if recorder is not None else None
+        if recorder is None or guardrails is None or not guardrails.at("action"):
+            return args_dict
+        from keel.runtime.guarded import action_check, record_decisions
+
+        outcome = await guardrails.run(action_check(recorder, self.name, args_dict, record))
+        record_decisions(recorder, "action", outcome, span)
+        if outcome.verdict in ("block", "require_approval"):
+            record.status = "error"
+            record.error = f"blocked by a guardrail: {outcome.reason}"
+            raise ToolFailed(
+                f"Tool {self.name!r} was not run: a guardrail refused this call ({outcome.reason}). "
+                "Do not try to get around it; answer without this call or explain that it is not allowed."
+            )
+        if outcome.args is not None and outcome.verdict == "redact":
+            return dict(outcome.args)
+        return args_dict
 
     def _refused(self, refusal: Refusal, policy: ToolPolicy, record: ToolCall) -> ToolFailed | ToolFailure:
         """The failure of a call its open circuit refused: the tool-error path, without a call."""
