@@ -9,8 +9,9 @@ Each text is a support email, a chat message, a log excerpt, a form, or a JSON t
 English mostly (some French, German and Spanish), made of sentences that carry PII of each type
 in varied formats (values from pii_corpus_values, with valid checksums), hard negatives (order
 numbers, dates, times, version strings, tracking numbers, 16-digit numbers failing Luhn, UUIDs,
-hex hashes, prices, MAC addresses, ISBNs, and values failing their checksum: IBANs, SSNs, DNIs,
-NIRs, BSNs, tax ids), and plain filler. Every PII value placed is labelled with its exact span;
+hex hashes, prices, MAC addresses, ISBNs, EAN barcodes, base64-encoded data, public keys and
+certificates, Stripe-style object ids, long identifiers, and values failing their checksum: IBANs,
+SSNs, DNIs, NIRs, BSNs, tax ids), and plain filler. Every PII value placed is labelled with its exact span;
 nothing else in the text is PII. About 8% of the structured values are obfuscated the way an
 attacker would hide them (zero-width characters, fullwidth forms, no-break spaces, soft hyphens,
 Unicode dashes, Arabic-Indic digits); their labels cover the obfuscated text.
@@ -21,6 +22,7 @@ heuristic cannot be expected to find ("I spoke with Maria Garcia"), so their fig
 
 from __future__ import annotations
 
+import base64
 import random
 import re
 import string
@@ -209,6 +211,9 @@ NEGATIVES: dict[str, tuple[str, ...]] = {
     "bad_checksum": ("Is {n} a valid number?", "The form rejected {n}.", "value={n} (invalid)"),
     "object_id": ("charge {n} succeeded", "customer={n}"),
     "identifier": ("See {n} for details.", "handler={n}"),
+    "barcode": ("EAN {n}", "The barcode {n} does not scan.", "gtin={n}"),
+    "base64_data": ("payload={n}", "The webhook body was {n} (base64)."),
+    "public_key": ("Here is our public key:\n{n}\n", "cert: {n}"),
 }
 
 FILLER = (
@@ -264,6 +269,27 @@ def _luhn(digits: str) -> bool:
         value = int(char) * (2 if index % 2 else 1)
         total += value - 9 if value > 9 else value
     return total % 10 == 0
+
+
+_PLAIN = (
+    '{"event": "order.created", "id": 4412, "total": 129.5}',
+    "Hello world, this is a test message from the staging webhook.",
+    '{"user": "guest", "roles": ["reader"], "exp": 1767225600}',
+    "name=widget&qty=3&color=blue&size=XL",
+)
+
+
+def _ean13(rng: random.Random) -> str:
+    body = rng.choice(["40", "50", "30", "76"]) + "".join(rng.choice(string.digits) for _ in range(10))
+    check = (10 - sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(body)) % 10) % 10
+    return body + str(check)
+
+
+def _public_pem(rng: random.Random) -> str:
+    kind = rng.choice(["PUBLIC KEY", "CERTIFICATE", "RSA PUBLIC KEY"])
+    body = base64.b64encode(bytes(rng.getrandbits(8) for _ in range(48 * rng.randint(2, 5)))).decode()
+    lines = "\n".join(body[i : i + 64] for i in range(0, len(body), 64))
+    return f"-----BEGIN {kind}-----\n{lines}\n-----END {kind}-----"
 
 
 def _bad_checksum(rng: random.Random) -> str:
@@ -359,6 +385,9 @@ def _negative(rng: random.Random, kind: str) -> str:
             rng.choice(["ch_", "cus_", "pi_", "evt_"])
             + "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(24))
         ),
+        "barcode": lambda: _ean13(rng),
+        "base64_data": lambda: base64.b64encode(rng.choice(_PLAIN).encode()).decode(),
+        "public_key": lambda: _public_pem(rng),
         "identifier": lambda: rng.choice(
             [
                 "getUserAccountSettingsV2Handler",

@@ -213,7 +213,11 @@ def email(rng: random.Random) -> tuple[str, str]:
             f"{first}",
         ]
     )
-    address = f"{local}@{rng.choice(_DOMAINS)}"
+    domain = rng.choice(_DOMAINS)
+    if rng.random() < 0.04:  # written to dodge address scrapers
+        at, dot = rng.choice([(" [at] ", " [dot] "), ("(at)", "."), (" (at) ", " (dot) "), ("[at]", "[dot]")])
+        return f"{local}{at}{domain.replace('.', dot)}", "email_at"
+    address = f"{local}@{domain}"
     if rng.random() < 0.1:
         address = address.title() if rng.random() < 0.5 else address.upper()
     return address, "email"
@@ -325,7 +329,7 @@ def luhn_complete(rng: random.Random, prefix: str, length: int) -> str:
 
 
 _CARD_BRANDS = (
-    ("visa", lambda r: "4", (16, 16, 16, 13, 19)),
+    ("visa", lambda r: "4", (16, 16, 16, 16, 19)),
     (
         "mastercard",
         lambda r: str(r.randint(51, 55)) if r.random() < 0.7 else str(r.randint(2221, 2720)),
@@ -352,7 +356,7 @@ def group_card(digits: str, separator: str) -> str:
 def card(rng: random.Random) -> tuple[str, str]:
     brand, prefix, lengths = rng.choice(_CARD_BRANDS)
     digits = luhn_complete(rng, prefix(rng), rng.choice(lengths))
-    return group_card(digits, rng.choice([" ", " ", "-", ""])), brand
+    return group_card(digits, rng.choice([" ", " ", " ", "-", "-", "", "", "."])), brand
 
 
 # --- IBAN -------------------------------------------------------------------------------------------
@@ -388,6 +392,8 @@ def iban_compact(rng: random.Random, country: str | None = None) -> str:
 
 def iban(rng: random.Random) -> tuple[str, str]:
     compact = iban_compact(rng)
+    if rng.random() < 0.02:  # typed in lower case (not supported: see docs/guardrails.md)
+        return " ".join(compact[i : i + 4] for i in range(0, len(compact), 4)).lower(), "lowercase"
     if rng.random() < 0.6:
         return " ".join(compact[i : i + 4] for i in range(0, len(compact), 4)), compact[:2]
     return compact, compact[:2]

@@ -57,6 +57,25 @@ def emails(text: str, hits: list[Hit]) -> None:
             if start < at and tld not in _FILE_EXTENSIONS:
                 hits.append((start, domain.end(), "email", "email", None, 0.95))
         at = text.find("@", at + 1)
+    _emails_at(text, hits)
+
+
+# Written to dodge address scrapers: jane.doe [at] example [dot] com, jane(at)example.com.
+_EMAIL_AT = re.compile(
+    r"[A-Za-z0-9._%+'-]{1,64}[ ]?[\[(](?i:at)[\])][ ]?"
+    r"(?:[A-Za-z0-9-]{1,63}(?:\.|[ ]?[\[(](?i:dot)[\])][ ]?))+[A-Za-z]{2,24}(?![A-Za-z0-9-])"
+)
+
+
+def _emails_at(text: str, hits: list[Hit]) -> None:
+    lower = text.lower()
+    if "at]" not in lower and "at)" not in lower:
+        return
+    for match in _EMAIL_AT.finditer(text):
+        start = match.start()
+        if start and (text[start - 1].isalnum() or text[start - 1] in "._%+'-"):
+            continue
+        hits.append((start, match.end(), "email", "email_at", None, 0.85))
 
 
 # --- telephone numbers --------------------------------------------------------------------------------

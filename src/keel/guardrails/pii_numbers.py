@@ -51,7 +51,7 @@ def _compact(text: str) -> str:
 
 # --- payment cards ----------------------------------------------------------------------------------
 
-_CARD = re.compile(r"[0-9](?<![0-9A-Za-z_.][0-9])(?:[ -]?[0-9]){12,18}")
+_CARD = re.compile(r"[0-9](?<![0-9A-Za-z_.][0-9])(?:[ .-]?[0-9]){12,18}")
 
 
 def cards(text: str, hits: list[Hit]) -> None:
@@ -67,7 +67,7 @@ def cards(text: str, hits: list[Hit]) -> None:
                 confidence = 0.97 if end == match.end() else 0.85
                 hits.append((start, end, "card", brand, "luhn", confidence))
                 break
-            cut = max(value.rfind(" "), value.rfind("-"))
+            cut = max(value.rfind(" "), value.rfind("-"), value.rfind("."))
             if cut <= 0:
                 break
             value = value[:cut]

@@ -22,34 +22,31 @@ import re
 
 from keel.guardrails.pii_finding import Hit
 
-# (anchors, subtype, pattern): the pattern runs when one of the anchors occurs; it starts with
-# its anchor, and the boundary check is a lookbehind placed after the literal.
-_KEYS: tuple[tuple[tuple[str, ...], str, re.Pattern[str]], ...] = tuple(
-    (anchors, subtype, re.compile(pattern))
-    for anchors, subtype, pattern in (
-        (("sk-",), "openai_key", r"sk-(?<![A-Za-z0-9]sk-)[A-Za-z0-9_-]{16,}"),
-        (("AKIA", "ASIA"), "aws_access_key", r"A[KS]IA(?<![A-Za-z0-9]A[KS]IA)[0-9A-Z]{16}(?![0-9A-Za-z])"),
-        (
-            ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
-            "github_token",
-            r"gh[pousr]_(?<![A-Za-z0-9]gh._)[A-Za-z0-9]{20,}",
-        ),
-        (("github_pat_",), "github_token", r"github_pat_[A-Za-z0-9_]{20,}"),
-        (("glpat-",), "gitlab_token", r"glpat-[A-Za-z0-9_-]{20,}"),
-        (("xox",), "slack_token", r"xox[abeprs]-[A-Za-z0-9-]{10,}"),
-        (("hooks.slack.com/",), "slack_webhook", r"hooks\.slack\.com/services/[A-Za-z0-9_/]{20,}"),
-        (("AIza",), "google_key", r"AIza[0-9A-Za-z_-]{30,}"),
-        (("ya29.",), "google_oauth_token", r"ya29\.[0-9A-Za-z_-]{20,}"),
-        (("_live_", "_test_"), "stripe_key", r"[rsp]k_(?:live|test)_[A-Za-z0-9]{16,}"),
-        (("whsec_",), "stripe_key", r"whsec_[A-Za-z0-9+/=]{24,}"),
-        (("hf_",), "huggingface_token", r"hf_(?<![A-Za-z0-9]hf_)[A-Za-z0-9]{30,}"),
-        (("npm_",), "npm_token", r"npm_(?<![A-Za-z0-9]npm_)[A-Za-z0-9]{36}"),
-        (("pypi-",), "pypi_token", r"pypi-AgE[A-Za-z0-9_-]{50,}"),
-        (("SG.",), "sendgrid_key", r"SG\.(?<![A-Za-z0-9]SG\.)[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{16,64}"),
-        (("shpat_", "shpss_", "shpca_", "shppa_"), "shopify_token", r"shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}"),
-        (("dop_v1_",), "digitalocean_token", r"dop_v1_[a-f0-9]{64}"),
+# (gate, anchors, subtype, pattern): the pattern runs when its one-character gate (a memchr-speed
+# test, shared by several patterns) and then one of its anchors occur; it starts with its anchor,
+# and the boundary check is a lookbehind placed after the literal.
+_KEYS: tuple[tuple[str, tuple[str, ...], str, re.Pattern[str]], ...] = tuple(
+    (gate, anchors, subtype, re.compile(pattern))
+    for gate, anchors, subtype, pattern in (
+        ("-", ("sk-",), "openai_key", r"sk-(?<![A-Za-z0-9]sk-)[A-Za-z0-9_-]{16,}"),
+        ("-", ("glpat-",), "gitlab_token", r"glpat-[A-Za-z0-9_-]{20,}"),
+        ("-", ("xox",), "slack_token", r"xox[abeprs]-[A-Za-z0-9-]{10,}"),
+        ("-", ("pypi-",), "pypi_token", r"pypi-AgE[A-Za-z0-9_-]{50,}"),
+        ("A", ("AKIA", "ASIA"), "aws_access_key", r"A[KS]IA(?<![A-Za-z0-9]A[KS]IA)[0-9A-Z]{16}(?![0-9A-Za-z])"),
+        ("A", ("AIza",), "google_key", r"AIza[0-9A-Za-z_-]{30,}"),
+        ("_", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), "github_token", r"gh[pousr]_(?<![A-Za-z0-9]gh._)[A-Za-z0-9]{20,}"),
+        ("_", ("github_pat_",), "github_token", r"github_pat_[A-Za-z0-9_]{20,}"),
+        ("_", ("_live_", "_test_"), "stripe_key", r"[rsp]k_(?:live|test)_[A-Za-z0-9]{16,}"),
+        ("_", ("whsec_",), "stripe_key", r"whsec_[A-Za-z0-9+/=]{24,}"),
+        ("_", ("hf_",), "huggingface_token", r"hf_(?<![A-Za-z0-9]hf_)[A-Za-z0-9]{30,}"),
+        ("_", ("npm_",), "npm_token", r"npm_(?<![A-Za-z0-9]npm_)[A-Za-z0-9]{36}"),
+        ("_", ("shpat_", "shpss_", "shpca_", "shppa_"), "shopify_token", r"shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}"),
+        ("_", ("dop_v1_",), "digitalocean_token", r"dop_v1_[a-f0-9]{64}"),
+        (".", ("ya29.",), "google_oauth_token", r"ya29\.[0-9A-Za-z_-]{20,}"),
+        (".", ("SG.",), "sendgrid_key", r"SG\.(?<![A-Za-z0-9]SG\.)[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{16,64}"),
+        ("/", ("hooks.slack.com/",), "slack_webhook", r"hooks\.slack\.com/services/[A-Za-z0-9_/]{20,}"),
     )
-)
+)  # fmt: skip
 
 _JWT = re.compile(
     r"eyJ(?<![A-Za-z0-9_-]eyJ)[A-Za-z0-9_-]{5,}\.(?:eyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*)?|[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)"
@@ -57,6 +54,7 @@ _JWT = re.compile(
 _PEM = re.compile(
     r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?s:.*?-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|.*)"
 )
+_ARMOR = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(?s:.*?)-----END [A-Z0-9 ]+-----")
 # Credentials after a scheme: `Bearer <token>`, `Basic <base64>` (with a digit or a symbol, so
 # "basic question" stays English).
 _SCHEME = re.compile(r"(?i:bearer|basic)[ \t]+((?=[A-Za-z]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{8,})")
@@ -113,20 +111,50 @@ def _random_looking(token: str) -> bool:
     return _entropy(token) >= 3.5
 
 
+def _decodes_to_text(token: str) -> bool:
+    """Whether `token` is base64 of printable text (encoded data, not a generated secret)."""
+    try:
+        decoded = base64.b64decode(
+            token + "=" * (-len(token) % 4), altchars=b"-_" if "-" in token or "_" in token else None
+        )
+    except (binascii.Error, ValueError):
+        return False
+    printable = sum(1 for b in decoded if 32 <= b < 127 or b in (9, 10, 13))
+    return len(decoded) >= 8 and printable >= len(decoded) * 0.95
+
+
+def _armored(text: str) -> list[tuple[int, int]]:
+    """Spans of PEM blocks other than private keys (public keys, certificates): their base64 body
+    is not a secret (private keys are found whole by their own pattern)."""
+    if "-" not in text or "-----BEGIN" not in text:
+        return []
+    return [m.span() for m in _ARMOR.finditer(text) if "PRIVATE" not in m.group(1)]
+
+
 def _generic_tokens(text: str, hits: list[Hit]) -> None:
+    long_words = [word for word in text.split() if len(word) >= 20]
+    if not long_words:
+        return
     position = 0
-    for word in text.split():
-        if len(word) < 20:
-            continue
+    # Spans already found (known keys, JWTs, private keys) and PEM blocks that are not secrets.
+    skip = [(hit[0], hit[1]) for hit in hits] + _armored(text)
+    for word in long_words:
         position = text.find(word, position)
-        if "://" in word or "base64," in word or word.startswith(("sha256-", "sha384-", "sha512-")):
+        if (
+            "://" in word
+            or "@" in word
+            or "base64," in word
+            or word.startswith(("sha256-", "sha384-", "sha512-"))
+        ):
             position += len(word)
             continue
         for run in _TOKEN_RUN.finditer(word):
-            token = run.group().rstrip("=")
-            if len(token) > 512 or not _random_looking(token):
-                continue
             start = position + run.start()
+            if any(first <= start < last for first, last in skip):
+                continue
+            token = run.group().rstrip("=")
+            if len(token) > 512 or not _random_looking(token) or _decodes_to_text(token):
+                continue
             near = _SECRET_WORDS.search(text, max(0, start - 32), start) is not None
             hits.append(
                 (start, start + len(run.group()), "secret", "high_entropy", "entropy", 0.8 if near else 0.6)
@@ -135,30 +163,36 @@ def _generic_tokens(text: str, hits: list[Hit]) -> None:
 
 
 def secrets(text: str, hits: list[Hit]) -> None:
-    for anchors, subtype, pattern in _KEYS:
-        if any(anchor in text for anchor in anchors):
+    found: list[Hit] = []
+    gates: dict[str, bool] = {}
+    for gate, anchors, subtype, pattern in _KEYS:
+        present = gates.get(gate)
+        if present is None:
+            present = gates[gate] = gate in text
+        if present and any(anchor in text for anchor in anchors):
             for match in pattern.finditer(text):
-                hits.append((match.start(), match.end(), "secret", subtype, "prefix", 0.97))
-    if "eyJ" in text and "." in text:
+                found.append((match.start(), match.end(), "secret", subtype, "prefix", 0.97))
+    if "J" in text and "." in text and "eyJ" in text:
         for match in _JWT.finditer(text):
             header, payload = match.group().split(".", 2)[:2]
             if _json_segment(header):
-                hits.append((match.start(), match.end(), "secret", "jwt", "json-header", 0.97))
+                found.append((match.start(), match.end(), "secret", "jwt", "json-header", 0.97))
             elif payload.startswith("eyJ"):
-                hits.append((match.start(), match.end(), "secret", "jwt", None, 0.7))
-    if "-----BEGIN" in text:
+                found.append((match.start(), match.end(), "secret", "jwt", None, 0.7))
+    if gates.get("-") and "-----BEGIN" in text:
         for match in _PEM.finditer(text):
-            hits.append((match.start(), match.end(), "secret", "private_key", "pem-armor", 0.99))
-    if "://" in text and "@" in text:
+            found.append((match.start(), match.end(), "secret", "private_key", "pem-armor", 0.99))
+    if "@" in text and "://" in text:
         for match in _URL_PASSWORD.finditer(text):
-            hits.append((match.start(1), match.end(1), "secret", "url_password", None, 0.96))
+            found.append((match.start(1), match.end(1), "secret", "url_password", None, 0.96))
     keyed = ":" in text or "=" in text
     if keyed or " " in text:
         lower = _lowered(text)
-        _after_anchors(text, lower, _SCHEME_ANCHORS, _SCHEME, "bearer_token", hits)
+        _after_anchors(text, lower, _SCHEME_ANCHORS, _SCHEME, "bearer_token", found)
         if keyed:
-            _after_anchors(text, lower, _KEYWORD_ANCHORS, _KEYWORD, "keyword_value", hits)
-    _generic_tokens(text, hits)
+            _after_anchors(text, lower, _KEYWORD_ANCHORS, _KEYWORD, "keyword_value", found)
+    _generic_tokens(text, found)
+    hits.extend(found)
 
 
 def _after_anchors(
