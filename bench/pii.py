@@ -31,7 +31,8 @@ from collections.abc import Callable
 
 from bench.common import machine_line, percentile
 from keel.guardrails.pii import STRUCTURED_TYPES, detect, redact
-from tests.guardrails.pii_corpus import Sample, Tally, generate, score
+from tests.guardrails.pii_corpus import Sample, generate
+from tests.guardrails.pii_corpus_score import Tally, score
 
 _MASK = re.compile(r"\[REDACTED:([a-z_]+)\]")
 _THEIR_TYPES = {"api_key": "secret", "jwt": "secret", "private_key": "secret", "token": "secret"}

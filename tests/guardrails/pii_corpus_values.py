@@ -11,159 +11,26 @@ import string
 
 from keel.guardrails.pii_checks import IBAN_LENGTHS
 
-FIRST = [
-    "James",
-    "Mary",
-    "Robert",
-    "Patricia",
-    "John",
-    "Jennifer",
-    "Michael",
-    "Linda",
-    "David",
-    "Elizabeth",
-    "William",
-    "Barbara",
-    "Richard",
-    "Susan",
-    "Joseph",
-    "Jessica",
-    "Thomas",
-    "Sarah",
-    "Charles",
-    "Karen",
-    "Daniel",
-    "Nancy",
-    "Matthew",
-    "Lisa",
-    "Anthony",
-    "Betty",
-    "Mark",
-    "Sandra",
-    "Paul",
-    "Ashley",
-    "Steven",
-    "Emily",
-    "Andrew",
-    "Donna",
-    "Joshua",
-    "Michelle",
-    "Kevin",
-    "Carol",
-    "Brian",
-    "Amanda",
-    "George",
-    "Melissa",
-    "Timothy",
-    "Deborah",
-    "Jean",
-    "Marie",
-    "Pierre",
-    "Camille",
-    "Lucas",
-    "Chloe",
-    "Hugo",
-    "Lea",
-    "Thomas",
-    "Manon",
-    "Lukas",
-    "Anna",
-    "Jonas",
-    "Lena",
-    "Felix",
-    "Sofia",
-    "Javier",
-    "Lucia",
-    "Pablo",
-    "Carmen",
-    "Marco",
-    "Giulia",
-    "Luca",
-    "Francesca",
-    "Sven",
-    "Ingrid",
-    "Pieter",
-    "Sanne",
-    "Priya",
-    "Arjun",
-    "Yuki",
-    "Haruto",
-    "Wei",
-    "Mei",
-    "Omar",
-    "Fatima",
-    "Kwame",
-    "Amara",
-    "Olga",
-    "Ivan",
-]
-LAST = [
-    "Smith",
-    "Johnson",
-    "Williams",
-    "Brown",
-    "Jones",
-    "Garcia",
-    "Miller",
-    "Davis",
-    "Rodriguez",
-    "Martinez",
-    "Hernandez",
-    "Lopez",
-    "Wilson",
-    "Anderson",
-    "Taylor",
-    "Thomas",
-    "Moore",
-    "Jackson",
-    "Martin",
-    "Lee",
-    "Thompson",
-    "White",
-    "Harris",
-    "Clark",
-    "Lewis",
-    "Walker",
-    "Hall",
-    "Young",
-    "Dupont",
-    "Durand",
-    "Lefebvre",
-    "Moreau",
-    "Laurent",
-    "Muller",
-    "Schmidt",
-    "Schneider",
-    "Fischer",
-    "Weber",
-    "Becker",
-    "Fernandez",
-    "Gonzalez",
-    "Sanchez",
-    "Rossi",
-    "Russo",
-    "Bianchi",
-    "Romano",
-    "Jansen",
-    "Bakker",
-    "Visser",
-    "Andersson",
-    "Nilsson",
-    "Patel",
-    "Sharma",
-    "Tanaka",
-    "Suzuki",
-    "Chen",
-    "Wang",
-    "Haddad",
-    "Mensah",
-    "Okafor",
-    "Ivanova",
-    "Petrov",
-    "O'Brien",
-    "Murphy",
-    "Kelly",
-]
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+FIRST = _words(
+    "James Mary Robert Patricia John Jennifer Michael Linda David Elizabeth William Barbara Richard "
+    "Susan Joseph Jessica Thomas Sarah Charles Karen Daniel Nancy Matthew Lisa Anthony Betty Mark "
+    "Sandra Paul Ashley Steven Emily Andrew Donna Joshua Michelle Kevin Carol Brian Amanda George "
+    "Melissa Timothy Deborah Jean Marie Pierre Camille Lucas Chloe Hugo Lea Thomas Manon Lukas Anna "
+    "Jonas Lena Felix Sofia Javier Lucia Pablo Carmen Marco Giulia Luca Francesca Sven Ingrid Pieter "
+    "Sanne Priya Arjun Yuki Haruto Wei Mei Omar Fatima Kwame Amara Olga Ivan"
+)
+LAST = _words(
+    "Smith Johnson Williams Brown Jones Garcia Miller Davis Rodriguez Martinez Hernandez Lopez "
+    "Wilson Anderson Taylor Thomas Moore Jackson Martin Lee Thompson White Harris Clark Lewis Walker "
+    "Hall Young Dupont Durand Lefebvre Moreau Laurent Muller Schmidt Schneider Fischer Weber Becker "
+    "Fernandez Gonzalez Sanchez Rossi Russo Bianchi Romano Jansen Bakker Visser Andersson Nilsson "
+    "Patel Sharma Tanaka Suzuki Chen Wang Haddad Mensah Okafor Ivanova Petrov O'Brien Murphy Kelly"
+)
 _ALNUM = string.ascii_letters + string.digits
 _UPPER_DIGITS = string.ascii_uppercase + string.digits
 
@@ -182,23 +49,10 @@ def person(rng: random.Random) -> tuple[str, str]:
 
 # --- email -------------------------------------------------------------------------------------------
 
-_DOMAINS = [
-    "example.com",
-    "gmail.com",
-    "outlook.com",
-    "yahoo.fr",
-    "web.de",
-    "mail.co.uk",
-    "acme-corp.io",
-    "startup.dev",
-    "uni-koeln.de",
-    "sub.example.org",
-    "proton.me",
-    "company.es",
-    "posteo.net",
-    "example.co.jp",
-    "shop.example.nl",
-]
+_DOMAINS = _words(
+    "example.com gmail.com outlook.com yahoo.fr web.de mail.co.uk acme-corp.io startup.dev "
+    "uni-koeln.de sub.example.org proton.me company.es posteo.net example.co.jp shop.example.nl"
+)
 
 
 def email(rng: random.Random) -> tuple[str, str]:
@@ -614,36 +468,8 @@ def token(rng: random.Random) -> str:
 
 # --- names and addresses --------------------------------------------------------------------------------
 
-_STREETS = [
-    "Baker",
-    "Oak",
-    "Maple",
-    "Cedar",
-    "Elm",
-    "Pine",
-    "Washington",
-    "Lincoln",
-    "Park",
-    "Lake",
-    "Hill",
-    "Church",
-    "Station",
-    "Mill",
-]
-_STREET_TYPES = [
-    "Street",
-    "St",
-    "Avenue",
-    "Ave",
-    "Road",
-    "Rd",
-    "Lane",
-    "Drive",
-    "Boulevard",
-    "Way",
-    "Court",
-    "Place",
-]
+_STREETS = _words("Baker Oak Maple Cedar Elm Pine Washington Lincoln Park Lake Hill Church Station Mill")
+_STREET_TYPES = _words("Street St Avenue Ave Road Rd Lane Drive Boulevard Way Court Place")
 _US_CITIES = (("Springfield", "IL", "62704"), ("Austin", "TX", "78701"), ("Portland", "OR", "97205"))
 _UK_CITIES = (("London", "NW1 6XE"), ("Manchester", "M1 1AE"), ("Leeds", "LS1 4AP"))
 _FR = ("de la Paix", "Victor Hugo", "du Faubourg Saint-Honoré", "des Lilas", "Jean Jaurès")

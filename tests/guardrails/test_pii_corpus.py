@@ -23,7 +23,8 @@ from keel.guardrails.pii_checks import (
 )
 from keel.guardrails.pii_normalize import normalize
 from keel.tracing.redact import redact_pii, redact_secrets
-from tests.guardrails.pii_corpus import Sample, generate, score
+from tests.guardrails.pii_corpus import Sample, generate
+from tests.guardrails.pii_corpus_score import score
 
 SEED = 20240601
 SLICE = 600
