@@ -115,6 +115,7 @@ def test_a_bare_run_of_digits_is_a_phone_only_after_a_phone_word() -> None:
         "account ref 4933 0193 4067 0806",
         "IBAN DE89 3704 0044 0532 0130 01 fails",
         "case 00123456 opened",
+        "SKU 415-555-2671-XL",
         "version 1.2.3 and python 3.11.7",
     ],
 )
@@ -134,6 +135,8 @@ def test_phone_and_number_lookalikes(text: str) -> None:
         ("6011 1111 1111 1117", "discover"),
         ("3530 1113 3330 0000", "jcb"),
         ("3056 930902 5904", "diners"),
+        ("4111  1111  1111  1111", "visa"),
+        ("4111-1111 1111-1111", "visa"),
     ],
 )
 def test_cards(value: str, brand: str) -> None:
@@ -156,11 +159,19 @@ def test_card_lookalikes(text: str) -> None:
 
 
 def test_ibans() -> None:
-    for value in ("DE89 3704 0044 0532 0130 00", "GB29NWBK60161331926819", "GB29 NWBK 6016 1331 9268 19"):
+    for value in (
+        "DE89 3704 0044 0532 0130 00",
+        "GB29NWBK60161331926819",
+        "GB29 NWBK 6016 1331 9268 19",
+        "DE89-3704-0044-0532-0130-00",
+    ):
         found = only(f"pay to {value} please")
         assert (found.type, found.text, found.validator) == ("iban", value, "mod97")
     assert detect("iban DE89 3704 0044 0532 0130 01 fails mod 97") == []
     assert detect("DE89 3704 0044 0532 0130 0") == []  # short of Germany's 22 characters
+    # In lower case only where the text names it.
+    assert only("my iban: de89 3704 0044 0532 0130 00").text == "de89 3704 0044 0532 0130 00"
+    assert detect("account de89 3704 0044 0532 0130 00") == []
 
 
 @pytest.mark.parametrize(
@@ -168,6 +179,8 @@ def test_ibans() -> None:
     [
         ("123-45-6789", "us_ssn"),
         ("123 45 6789", "us_ssn"),
+        ("123.45.6789", "us_ssn"),
+        ("1-84-12-76-451-089-46", "fr_nir"),
         ("JG 10 37 59 A", "uk_nino"),
         ("AB123456D", "uk_nino"),
         ("1 84 12 76 451 089 46", "fr_nir"),
@@ -188,6 +201,10 @@ def test_national_ids_that_need_their_name_nearby() -> None:
     assert only("SSN: 123456789").subtype == "us_ssn"
     assert only("my social security number is 123456789").subtype == "us_ssn"
     assert only("BSN 123456782").subtype == "nl_bsn"
+    assert only("BSN 1234 56 782").text == "1234 56 782"
+    assert only("BSN: 123.456.782").text == "123.456.782"
+    assert only("national insurance ab 12 34 56 c").subtype == "uk_nino"
+    assert only("codice fiscale rssmra85t10a562s").subtype == "it_codice_fiscale"
     assert detect("order 123456789") == []
     assert detect("order 123456782") == []
 
@@ -285,6 +302,8 @@ def test_key_formats(value: str, subtype: str, around: str) -> None:
         ('{"client_secret": "s3cr3t-value"}', "s3cr3t-value", "keyword_value"),
         ("postgres://app:s3cret@db:5432/app", "s3cret@db", "url_password"),
         (f"the staging token is {TOKEN} if you need it", TOKEN, "high_entropy"),
+        ("SECRET_KEY_BASE=" + "8f14e45fceea167a" * 4, "8f14e45fceea167a" * 4, "keyword_value"),
+        ("twilio auth token " + "8f14e45fceea167a" * 2, "8f14e45fceea167a" * 2, "hex_secret"),
     ],
 )
 def test_credentials(text: str, value: str, subtype: str) -> None:
@@ -309,6 +328,8 @@ def test_a_plain_word_after_password_is_a_weak_finding() -> None:
         "commit 3f2b8c1e9d4a4e7b8c2d1a2b3c4d5e6f70819a2b",
         "request 3F2B8C1E-9D4A-4E7B-8C2D-1A2B3C4D5E6F",
         "charge ch_3MmlLrLkdIwHu7ix0snN0B15 succeeded",
+        f"X-Request-Id: {TOKEN}",
+        "commit 8f14e45fceea167a5a36dedd4bea25438f14e45f",
         "payload=SGVsbG8gd29ybGQsIHRoaXMgaXMgYSB0ZXN0IG1lc3NhZ2Uu",
         "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAu1SU1LfVLPHCozMxH2Mo\n-----END PUBLIC KEY-----",
     ],
@@ -363,6 +384,18 @@ def test_findings_are_in_order_and_never_overlap() -> None:
     found = detect(text)
     assert [f.type for f in found] == ["email", "card", "secret", "ip", "phone"]
     assert all(a.end <= b.start for a, b in itertools.pairwise(found))
+    assert all(text[f.start : f.end] == f.text for f in found)
+
+
+def test_values_inside_long_prose_keep_their_offsets() -> None:
+    prose = "Nothing to see in this sentence at all. " * 40
+    text = f"{prose}my SSN: 123456789 and IBAN DE89 3704 0044 0532 0130 00, call 020 7946 0958. {prose}"
+    found = detect(text)
+    assert [(f.type, f.text) for f in found] == [
+        ("national_id", "123456789"),
+        ("iban", "DE89 3704 0044 0532 0130 00"),
+        ("phone", "020 7946 0958"),
+    ]
     assert all(text[f.start : f.end] == f.text for f in found)
 
 

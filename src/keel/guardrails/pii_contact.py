@@ -91,7 +91,7 @@ _INTERNATIONAL = re.compile(
 # North American: 415-555-2671, 415.555.2671, 415 555 2671, (415) 555-2671, and a leading `1-`;
 # 415 5552671 too, less surely.
 _NANP = re.compile(
-    r"[2-9](?<![0-9][2-9])[0-9]{2}(?:[ .-][2-9][0-9]{2}[ .-][0-9]{4}|(?P<short> )[2-9][0-9]{6})(?![0-9]|[.-][0-9])"
+    r"[2-9](?<![0-9][2-9])[0-9]{2}(?:[ ./-][2-9][0-9]{2}[ .-][0-9]{4}|(?P<short> )[2-9][0-9]{6})(?![0-9]|[.-][0-9])"
 )
 _NANP_PARENS = re.compile(r"\([2-9][0-9]{2}\) ?[2-9][0-9]{2}[ .-][0-9]{4}(?![0-9]|[.-][0-9])")
 # National, with a trunk 0: 020 7946 0958, 06 12 34 56 78, 030-12345678, 030/1234567,
@@ -127,13 +127,15 @@ def _clean_before(text: str, start: int) -> bool:
 
 
 def _clean_after(text: str, end: int) -> bool:
-    """Whether `end` is not in the middle of a longer number or word."""
+    """Whether `end` is not in the middle of a longer number, word or code (`-XL`, `.5`)."""
     if end >= len(text):
         return True
     after = text[end]
     if after.isalnum() or after == "_":
         return False
-    return not (after in ".-/" and end + 1 < len(text) and text[end + 1].isdigit())
+    if after not in ".-/" or end + 1 >= len(text):
+        return True
+    return not (text[end + 1].isdigit() or (after == "-" and text[end + 1].isalpha()))
 
 
 def _international(text: str, hits: list[Hit]) -> None:
@@ -184,7 +186,7 @@ def _nanp(text: str, hits: list[Hit]) -> None:
     for pattern in (_NANP, _NANP_PARENS):
         for match in pattern.finditer(text):
             start, end = match.span()
-            if not nanp_valid(_digits(match.group())):
+            if not nanp_valid(_digits(match.group())) or not _clean_after(text, end):
                 continue
             if (
                 start >= 2

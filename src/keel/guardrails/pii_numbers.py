@@ -2,16 +2,20 @@
 
 National identity numbers recognised (subtype, check):
 
-- `us_ssn`: US Social Security number, `123-45-6789` or `123 45 6789` (no checksum: the invalid
-  ranges 000, 666, 9xx, group 00 and serial 0000 are excluded); 9 bare digits only after
-  "SSN" or "social security".
-- `uk_nino`: UK National Insurance number, `QQ 12 34 56 C` (allocated prefixes, suffix A-D).
+- `us_ssn`: US Social Security number, `123-45-6789`, `123 45 6789` or `123.45.6789` (no
+  checksum: the invalid ranges 000, 666, 9xx, group 00 and serial 0000 are excluded); 9 bare
+  digits only after "SSN" or "social security".
+- `uk_nino`: UK National Insurance number, `AB 12 34 56 C` or `AB 123456 C` (allocated prefixes,
+  suffix A-D).
 - `fr_nir`: French social security number, 15 characters with its mod-97 key.
 - `es_dni` / `es_nie`: Spanish DNI `12345678Z` and NIE `X1234567L`, letter = number mod 23.
 - `de_tax_id`: German tax id (Steuer-IdNr), 11 digits, digit-frequency rule and ISO 7064 MOD 11,10.
 - `nl_bsn`: Dutch citizen service number, 9 digits with the 11-check; written `1234.56.782`, or
-  bare after "BSN", "burgerservicenummer" or "sofinummer".
+  in other groupings or bare after "BSN", "burgerservicenummer" or "sofinummer".
 - `it_codice_fiscale`: Italian fiscal code, 16 characters with its check letter.
+
+Letter-bearing values (IBANs, NINOs, NIEs, fiscal codes) are matched in upper case; in lower case
+only when the text names them ("IBAN", "national insurance", "NINO", "codice fiscale", "C.F.", "NIE").
 """
 
 from __future__ import annotations
@@ -36,13 +40,17 @@ from keel.guardrails.pii_finding import Hit
 
 
 def _ends_clean(text: str, end: int) -> bool:
-    """Whether `end` is not in the middle of a longer number or word."""
+    """Whether `end` is not in the middle of a longer number, word or code (`-XL`, `.5`)."""
     if end >= len(text):
         return True
     after = text[end]
     if after.isalnum() or after == "_":
         return False
-    return not (after in ".-/" and end + 1 < len(text) and text[end + 1].isdigit())
+    return not (
+        after in ".-/"
+        and end + 1 < len(text)
+        and (text[end + 1].isdigit() or (after == "-" and text[end + 1].isalpha()))
+    )
 
 
 def _compact(text: str) -> str:
@@ -51,7 +59,7 @@ def _compact(text: str) -> str:
 
 # --- payment cards ----------------------------------------------------------------------------------
 
-_CARD = re.compile(r"[0-9](?<![0-9A-Za-z_.][0-9])(?:[ .-]?[0-9]){12,18}")
+_CARD = re.compile(r"[0-9](?<![0-9A-Za-z_.][0-9])(?:(?:[ .-]| {2})?[0-9]){12,18}")
 
 
 def cards(text: str, hits: list[Hit]) -> None:
@@ -70,33 +78,46 @@ def cards(text: str, hits: list[Hit]) -> None:
             cut = max(value.rfind(" "), value.rfind("-"), value.rfind("."))
             if cut <= 0:
                 break
-            value = value[:cut]
+            value = value[:cut].rstrip(" ")
             end = start + cut
 
 
 # --- IBAN -------------------------------------------------------------------------------------------
 
+# Upper case, in groups of four separated by a space or a dash, or in one piece.
 _IBAN = re.compile(
-    r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z][0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![a-z0-9])"
+    r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z][0-9]{2}(?:[ -]?[A-Z0-9]{4}){2,7}(?:[ -]?[A-Z0-9]{1,3})?(?![a-z0-9])"
 )
 
 
+def _upper(text: str, words: tuple[str, ...]) -> str:
+    """`text` upper-cased when it names one of `words` (so a value typed in lower case after its
+    name is found too) and upper-casing keeps every index; else `text` itself."""
+    lower = text.lower()
+    if any(word in lower for word in words):
+        upper = text.upper()
+        if len(upper) == len(text):
+            return upper
+    return text
+
+
 def ibans(text: str, hits: list[Hit]) -> None:
+    text = _upper(text, ("iban",))
     for match in _IBAN.finditer(text):
         start, end = match.span()
         value = match.group()
         expected = IBAN_LENGTHS.get(value[:2])
-        compact = value.replace(" ", "")
+        compact = value.replace(" ", "").replace("-", "")
         if expected is not None and len(compact) > expected:
             # Cut at the country's length (the pattern may have run into the next word).
             kept = 0
             for index, char in enumerate(value):
-                if char != " ":
+                if char not in " -":
                     kept += 1
                     if kept == expected:
                         end = start + index + 1
                         break
-            if end < len(text) and text[end] != " ":
+            if end < len(text) and text[end] not in " -":
                 continue
             compact = compact[:expected]
         elif end < len(text) and text[end].isupper():
@@ -134,7 +155,7 @@ _DIGIT_RULES: tuple[_IdRule, ...] = (
     (
         "fr_nir",
         "[1-478]",
-        r"(?P<nir> ?)[0-9]{2}(?P=nir)[0-9]{2}(?P=nir)(?:[0-9]{2}|2[AB])(?P=nir)[0-9]{3}(?P=nir)[0-9]{3}(?P=nir)[0-9]{2}",
+        r"(?P<nir>[ .-]?)[0-9]{2}(?P=nir)[0-9]{2}(?P=nir)(?:[0-9]{2}|2[AB])(?P=nir)[0-9]{3}(?P=nir)[0-9]{3}(?P=nir)[0-9]{2}",
         "mod97",
         fr_nir_valid,
         0.97,
@@ -161,7 +182,7 @@ _DIGIT_RULES: tuple[_IdRule, ...] = (
     (
         "us_ssn",
         "[0-9]",
-        r"[0-9]{2}(?P<ssn>[ -])[0-9]{2}(?P=ssn)[0-9]{4}",
+        r"[0-9]{2}(?P<ssn>[ .-])[0-9]{2}(?P=ssn)[0-9]{4}",
         "ssn-ranges",
         us_ssn_valid,
         0.85,
@@ -172,7 +193,7 @@ _DIGIT_RULES: tuple[_IdRule, ...] = (
     (
         "nl_bsn",
         "[0-9]",
-        r"(?:[0-9]{8}|[0-9]{2} [0-9]{2} [0-9]{3})",
+        r"(?:[0-9]{8}|[0-9]{2} [0-9]{2} [0-9]{3}|[0-9]{3} [0-9]{2} [0-9]{3}|[0-9]{2}\.[0-9]{3}\.[0-9]{3})",
         "11-check",
         nl_bsn_valid,
         0.9,
@@ -236,6 +257,9 @@ def _national_ids(
                 break
 
 
+_LETTER_ID_WORDS = ("insurance", "nino", "ni no", "ni number", "codice", "fiscal", "c.f.", "nie")
+
+
 def national_ids(text: str, hits: list[Hit]) -> None:
     _national_ids(text, _DIGIT_CANDIDATE, _DIGIT_STANDALONE, hits)
-    _national_ids(text, _LETTER_CANDIDATE, _LETTER_STANDALONE, hits)
+    _national_ids(_upper(text, _LETTER_ID_WORDS), _LETTER_CANDIDATE, _LETTER_STANDALONE, hits)

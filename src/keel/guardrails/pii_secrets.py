@@ -62,7 +62,7 @@ _SCHEME_ANCHORS = ("bearer", "basic")
 # Values after a keyword and `:` or `=`: `password: hunter2`, `api_key=…`, `"client_secret": "…"`.
 _KEYWORD = re.compile(
     r"(?i:api[_ -]?key|secret|passw(?:or)?d|pwd|token|access[_-]?key|private[_-]?key|credentials?)"
-    r"(?:[_-](?:key|token|value|id))?[\"']?[ \t]*[:=][ \t]*[\"']?([^\s\"',;&)}\]]{3,})"
+    r"(?i:[_-](?:key|token|value|id|base|secret|string))*[\"']?[ \t]*[:=][ \t]*[\"']?([^\s\"',;&)}\]]{3,})"
 )
 _KEYWORD_ANCHORS = ("api", "secret", "passw", "pwd", "token", "access", "private", "credential")
 # A password in a URL: scheme://user:password@host (the host is included: it is what opens).
@@ -73,6 +73,13 @@ _DIGIT = re.compile(r"[0-9]")
 # An object id: a short lower-case type prefix and an underscore (known key prefixes are matched
 # before this runs, by their own patterns).
 _OBJECT_ID = re.compile(r"[a-z]{2,5}_[A-Za-z0-9]")
+# A long hexadecimal value is a secret only right after a word naming one: "auth token 8f14e45f…".
+_HEX = re.compile(r"[0-9a-fA-F]{32,128}")
+_HEX_CONTEXT = re.compile(r"(?i:token|secret|key|password|passwd|credential)s?[ \t]+(?:is[ \t]+)?\Z")
+# Words naming an identifier: a random-looking value after them is an id, not a secret.
+_ID_WORDS = re.compile(
+    r"(?i:(?:request|trace|correlation|span|message|event|session|transaction|order)[-_ ]?id)\W{0,4}\Z"
+)
 _SECRET_WORDS = re.compile(r"(?i:token|key|secret|passw|bearer|auth|credential|api)")
 
 
@@ -153,7 +160,12 @@ def _generic_tokens(text: str, hits: list[Hit]) -> None:
             if any(first <= start < last for first, last in skip):
                 continue
             token = run.group().rstrip("=")
+            if _HEX.fullmatch(token) and _HEX_CONTEXT.search(text, max(0, start - 24), start):
+                hits.append((start, start + len(token), "secret", "hex_secret", None, 0.7))
+                continue
             if len(token) > 512 or not _random_looking(token) or _decodes_to_text(token):
+                continue
+            if _ID_WORDS.search(text, max(0, start - 24), start):
                 continue
             near = _SECRET_WORDS.search(text, max(0, start - 32), start) is not None
             hits.append(
