@@ -144,6 +144,11 @@ def test_cards(value: str, brand: str) -> None:
     assert (found.type, found.text, found.subtype, found.validator) == ("card", value, brand, "luhn")
 
 
+@pytest.mark.parametrize("text", ["qty 2 4111 1111 1111 1111 ok", "exp 12 25 4111 1111 1111 1111 ok"])
+def test_a_card_after_a_short_number(text: str) -> None:
+    assert only(text).text == "4111 1111 1111 1111"
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -62,24 +62,44 @@ def _compact(text: str) -> str:
 _CARD = re.compile(r"[0-9](?<![0-9A-Za-z_.][0-9])(?:(?:[ .-]| {2})?[0-9]){12,18}")
 
 
+def _card(text: str, match: re.Match[str]) -> Hit | None:
+    """The card at the start of `match`, dropping trailing groups (an expiry date, a number after
+    it) until what is left passes; None if nothing does."""
+    start, end = match.span()
+    value = match.group()
+    while True:
+        digits = _compact(value)
+        if len(digits) < 13:
+            return None
+        brand = card_brand(digits)
+        if brand is not None and _ends_clean(text, end) and luhn_valid(digits):
+            return (start, end, "card", brand, "luhn", 0.97 if end == match.end() else 0.85)
+        cut = max(value.rfind(" "), value.rfind("-"), value.rfind("."))
+        if cut <= 0:
+            return None
+        value = value[:cut].rstrip(" ")
+        end = start + len(value)
+
+
 def cards(text: str, hits: list[Hit]) -> None:
     for match in _CARD.finditer(text):
-        start, end = match.span()
-        value = match.group()
-        while True:
-            digits = _compact(value)
-            if len(digits) < 13:
-                break
-            brand = card_brand(digits)
-            if brand is not None and _ends_clean(text, end) and luhn_valid(digits):
-                confidence = 0.97 if end == match.end() else 0.85
-                hits.append((start, end, "card", brand, "luhn", confidence))
-                break
-            cut = max(value.rfind(" "), value.rfind("-"), value.rfind("."))
-            if cut <= 0:
-                break
-            value = value[:cut].rstrip(" ")
-            end = start + cut
+        hit = _card(text, match)
+        if hit is None:
+            # A short number just before the card, one space away ("qty 2 4111 …", "exp 12 25
+            # 4111 …"): try from the next group, and the one after, when what is skipped is one
+            # or two digits (never a group of a longer number, such as a tracking number's).
+            value = match.group()
+            position = 0
+            for _ in range(2):
+                space = value.find(" ", position)
+                if not 0 < space - position <= 2:
+                    break
+                position = space + 1
+                again = _CARD.match(text, match.start() + position)
+                if again is not None and (hit := _card(text, again)) is not None:
+                    break
+        if hit is not None:
+            hits.append(hit)
 
 
 # --- IBAN -------------------------------------------------------------------------------------------
