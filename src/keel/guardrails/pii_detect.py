@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_left
 from collections.abc import Callable, Collection
 
@@ -27,7 +28,9 @@ _DETECTORS: tuple[tuple[PiiType, _Detector], ...] = (
     ("address", addresses),
 )
 _DIGITS = "0123456789"
-_NEEDS_DIGIT = frozenset({"iban", "card", "national_id", "ip", "phone"})
+_DIGIT = re.compile(r"[0-9]")
+# The digits a value of each type has at least (an IPv6 address may have one: `::1`).
+_MIN_DIGITS: dict[PiiType, int] = {"card": 14, "phone": 8, "national_id": 6, "iban": 6, "ip": 1}
 _MARGIN = 64  # characters kept around the digits: a context word ("SSN", "IBAN"), a `+`, letters
 
 
@@ -63,11 +66,11 @@ def _digit_window(text: str) -> tuple[int, int] | None:
     """The part of `text` the digit-bearing types can be in: from before its first digit to after
     its last (with room for a prefix, a context word or a suffix), or None without digits.
     Each pattern then scans that part only: the prose around a message costs nothing."""
-    firsts = [i for i in (text.find(d) for d in _DIGITS) if i >= 0]
-    if not firsts:
+    first = _DIGIT.search(text)
+    if first is None:
         return None
-    last = max(text.rfind(d) for d in _DIGITS)
-    return max(0, min(firsts) - _MARGIN), min(len(text), last + 1 + _MARGIN)
+    last = len(text) - _DIGIT.search(text[::-1]).start()  # type: ignore[union-attr]
+    return max(0, first.start() - _MARGIN), min(len(text), last + _MARGIN)
 
 
 def detect(
@@ -85,14 +88,19 @@ def detect(
     wanted = _wanted(types, entities)
     normalized = normalize(text)
     work = normalized.text
-    window = _digit_window(work)
+    window = _digit_window(work) if not wanted.isdisjoint(_MIN_DIGITS) else None
+    digits = 0
+    if window is not None:
+        part = work[window[0] : window[1]]
+        digits = sum(part.count(d) for d in _DIGITS)
     hits: list[Hit] = []
     for kind, detector in _DETECTORS:
         if kind not in wanted:
             continue
-        if kind not in _NEEDS_DIGIT:
+        least = _MIN_DIGITS.get(kind)
+        if least is None:
             detector(work, hits)
-        elif window is not None:
+        elif window is not None and digits >= least:
             low, high = window
             if low == 0 and high == len(work):
                 detector(work, hits)
