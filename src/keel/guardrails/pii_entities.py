@@ -35,11 +35,12 @@ _PARTICLE = r"(?:van|von|der|den|de|da|di|du|del|la|le|bin|al|dos|das)"
 _NAME = rf"{_CAP}(?:[ ](?:{_PARTICLE}[ ])*{_CAP}){{0,3}}"
 _NAME2 = rf"{_CAP}(?:[ ](?:{_PARTICLE}[ ])*{_CAP}){{1,3}}"
 
-# Capitalised words that open a greeting or fill a field without being a name.
+# Capitalised words that open a greeting or fill a field without being a name, and honorifics.
 _NOT_NAME_WORDS = (
-    "team all there everyone everybody customer customers support sir madam folks guys friends colleagues "
-    "both again and the our your my this that service sales billing admin hello thanks thank regards "
-    "best morning afternoon evening monsieur madame señor señora herr frau"
+    "team all there everyone everybody customer customers support sir madam folks guys friends "
+    "colleagues both again and the our your my this that service sales billing admin hello thanks "
+    "thank regards best morning afternoon evening monsieur madame señor señora herr frau "
+    "mr mrs ms miss mx dr prof mme mlle sra srta sr"
 )
 _NOT_NAMES = frozenset(_NOT_NAME_WORDS.split())
 _SIGN_OFFS = (
