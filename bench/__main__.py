@@ -6,6 +6,7 @@ import sys
 
 from bench import (
     gateway,
+    guardrails,
     history_overhead,
     injection,
     loop_overhead,
@@ -30,6 +31,7 @@ def main() -> int:
         ("online_evals", online_evals.main),
         ("pii", pii.main),
         ("injection", injection.main),
+        ("guardrails", guardrails.main),
         ("server_throughput", server_throughput.main),
         ("server_inflight", server_inflight.main),
         ("server_crash", server_crash.main),
