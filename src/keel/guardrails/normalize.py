@@ -20,6 +20,7 @@ import codecs
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import unquote_plus
 
 # Zero-width characters, soft hyphen, joiners, and the bidirectional controls (embeddings,
@@ -56,6 +57,8 @@ _HOMOGLYPH_TABLE = str.maketrans(HOMOGLYPHS)
 _CONFUSABLE = frozenset(HOMOGLYPHS)
 
 _WORD = re.compile(r"\w+")
+_TAG = re.compile("[\U000e0000-\U000e007f]")
+_CONFUSABLE_CHAR = re.compile("[" + re.escape("".join(HOMOGLYPHS)) + "]")
 _HSPACE = re.compile(r"[^\S\n]+")
 _NEWLINES = re.compile(r"\s*\n\s*")
 
@@ -63,7 +66,7 @@ _NEWLINES = re.compile(r"\s*\n\s*")
 def strip_invisible(text: str) -> str:
     """Remove zero-width and bidirectional control characters; reveal Unicode tag characters."""
     text = text.translate(_INVISIBLE_TABLE)
-    if any(0xE0000 <= ord(c) <= 0xE007F for c in text):
+    if not text.isascii() and _TAG.search(text):
         text = text.translate(_TAG_TABLE)
     return text
 
@@ -76,7 +79,7 @@ def fold_homoglyphs(text: str) -> str:
     забудь" stays Russian: "забудь" has "з", "б", "д", "ь"). Genuine Russian or Greek text is left
     alone, so patterns in those languages still match it.
     """
-    if not any(c in _CONFUSABLE for c in text):
+    if text.isascii() or not _CONFUSABLE_CHAR.search(text):
         return text
     words = list(_WORD.finditer(text))
 
@@ -255,6 +258,8 @@ def _hex_payloads(text: str, limits: DecodeLimits) -> list[str]:
 
 def _url_payloads(text: str, limits: DecodeLimits) -> list[str]:
     found: list[str] = []
+    if "%" not in text:
+        return found
     for match in _URL_ENCODED.finditer(text):
         token = match.group(0)
         if len(token) <= limits.max_payload_chars:
@@ -306,10 +311,12 @@ def _joined_payloads(text: str, limits: DecodeLimits) -> list[str]:
     return ["\n".join(pieces)]
 
 
+@lru_cache(maxsize=16)
 def _common_words(text: str) -> int:
     return sum(1 for w in _WORD.findall(text.lower()) if w in _COMMON)
 
 
+@lru_cache(maxsize=16)
 def _mostly_plain(text: str) -> bool:
     """Text that already reads as English (over 12% common words): rot13 or reversal can't beat it."""
     words = _WORD.findall(text.lower())
@@ -319,6 +326,8 @@ def _mostly_plain(text: str) -> bool:
 def _leet_payloads(text: str, limits: DecodeLimits) -> list[str]:
     """Leetspeak ("1gn0r3 4ll") read as letters, around words that mix letters and digits."""
     text = text[: limits.max_payload_chars]
+    if sum(map(text.count, "0123456789$@")) < 3:
+        return []  # fewer than three words with a digit in them
     spans = [m.span() for m in _LEET_WORD.finditer(text)]
     if len(spans) < 3:
         return []
