@@ -25,6 +25,7 @@ from __future__ import annotations
 import itertools
 import re
 import secrets
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
@@ -278,6 +279,8 @@ def _char_unsafe(c: str) -> bool:
     if unsafe is None:
         folded = _fold(c)
         unsafe = c in "\u03a3\u0130" or folded is None
+        # `\\b` must hold at the same places in the folded text
+        unsafe = unsafe or (_WORD_CHAR.match(c) is None) != (_WORD_CHAR.match(folded or c) is None)
         unsafe = unsafe or any(p != folded and pat.fullmatch(c) for p, pat in _PREFIX_CHARS.items())
         if len(_UNSAFE) < 4096:
             _UNSAFE[c] = unsafe
@@ -286,14 +289,12 @@ def _char_unsafe(c: str) -> bool:
 
 class _Folded:
     """A text prepared for `_rule_matches`: lower-cased with whitespace as spaces (`text`, None if
-    that isn't safe), and for ASCII text the first `_K` characters of every word (`words`)."""
+    that isn't safe), and the first `_K` characters of every word in it (`words`)."""
 
     def __init__(self, text: str) -> None:
         self.text = self._fold(text)
         self.ascii = text.isascii()
-        self.words = (
-            frozenset(_WORD_KEYS.findall(self.text)) if self.ascii and self.text is not None else None
-        )
+        self.words = frozenset(_WORD_KEYS.findall(self.text)) if self.text is not None else None
 
     @staticmethod
     def _fold(text: str) -> str | None:
@@ -323,10 +324,11 @@ def _rule_matches(
             return
         yield from itertools.islice(pattern.finditer(text), limit)
         return
-    if folded.words is not None:  # ASCII text: a word starting with a keyed prefix is among `words`
-        candidates: Iterable[str] = itertools.chain(plan.keyed & folded.words, plan.searched_ascii)
-    else:
-        candidates = plan.prefixes
+    # a word starting with a keyed prefix is among `words`; ASCII text holds only ASCII prefixes
+    searched = plan.searched_ascii if folded.ascii else plan.searched
+    candidates: Iterable[str] = (
+        itertools.chain(plan.keyed & folded.words, searched) if folded.words is not None else plan.prefixes
+    )
     starts: list[int] = []
     for prefix in candidates:
         at = low.find(prefix)
@@ -432,12 +434,17 @@ class _Discussion:
 
     def __init__(self, text: str | None) -> None:
         self.text = text
+        self.folded: _Folded | None = None  # set by `_scan_variant`, for `_rule_matches`
         self._count: int | None = None
 
     @property
     def count(self) -> int:
         if self._count is None:
-            found = DISCUSSION.finditer(self.text) if self.text is not None else iter(())
+            found = (
+                _rule_matches(DISCUSSION, self.text, self.folded, sys.maxsize)
+                if self.text is not None
+                else iter(())
+            )
             self._count = len({m.group(0).lower() for m in found})
         return self._count
 
@@ -456,6 +463,7 @@ def _scan_variant(
     `prefilter=False` runs each rule's `finditer` over the whole text instead: the reference.
     """
     folded = _Folded(text) if prefilter else None
+    discussion.folded = folded
     for rule in rules:
         if prefilter:
             matches: Iterator[re.Match[str]] = _rule_matches(rule.pattern, text, folded, MAX_SPANS_PER_RULE)
@@ -500,8 +508,8 @@ def scan(
 
     `prefilter=False` runs every rule on every variant (slower; the verdicts are the same).
     """
-    for rule in rules:
-        _prefixes(rule.pattern)  # before any text is folded: see `_char_unsafe`
+    for pattern in (DISCUSSION, *(rule.pattern for rule in rules)):
+        _prefixes(pattern)  # before any text is folded: see `_char_unsafe`
     prepared = prepare(text)
     normalized = collapse_whitespace(prepared)
     variants = tuple(decoded_variants(prepared, limits))
