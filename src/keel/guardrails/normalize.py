@@ -156,6 +156,10 @@ _SPACED = re.compile(r"(?<!\w)\w(?:[ ._\-|*]{1,3}\w(?!\w)){4,}")
 _SPACED_SEP = re.compile(r"[ ._\-|*]")
 _WORD_GAP = re.compile(r"\s{2,}|[ ._\-|*]{3}")
 _LEET_WORD = re.compile(r"(?<![\w$@])(?=[\w$@]*[A-Za-z])(?=[\w$@]*[0-9$@])[\w$@]{2,}")
+_LEET_DIGIT = re.compile(r"[0-9$@]")
+_LEET_CHAR = re.compile(r"[\w$@]")
+_LEET_RUN = re.compile(r"[\w$@]*")
+_ASCII_LETTER = re.compile(r"[A-Za-z]")
 _LEET = str.maketrans(
     {"4": "a", "3": "e", "1": "i", "0": "o", "5": "s", "7": "t", "$": "s", "@": "a", "8": "b", "9": "g"}
 )
@@ -323,12 +327,31 @@ def _mostly_plain(text: str) -> bool:
     return len(words) >= 20 and sum(1 for w in words if w in _COMMON) > 0.12 * len(words)
 
 
+def _leet_words(text: str) -> list[tuple[int, int]]:
+    """The spans of `_LEET_WORD.finditer(text)`, found from the digits rather than tried everywhere.
+
+    A match is a whole run of `[\\w$@]` holding an ASCII letter and one of `[0-9$@]`.
+    """
+    spans: list[tuple[int, int]] = []
+    digit = _LEET_DIGIT.search(text)
+    while digit is not None:
+        start = digit.start()
+        while start > 0 and _LEET_CHAR.match(text, start - 1):
+            start -= 1
+        run = _LEET_RUN.match(text, digit.start())
+        end = run.end() if run is not None else digit.end()
+        if _ASCII_LETTER.search(text, start, end):
+            spans.append((start, end))
+        digit = _LEET_DIGIT.search(text, end)
+    return spans
+
+
 def _leet_payloads(text: str, limits: DecodeLimits) -> list[str]:
     """Leetspeak ("1gn0r3 4ll") read as letters, around words that mix letters and digits."""
     text = text[: limits.max_payload_chars]
     if sum(map(text.count, "0123456789$@")) < 3:
         return []  # fewer than three words with a digit in them
-    spans = [m.span() for m in _LEET_WORD.finditer(text)]
+    spans = _leet_words(text)
     if len(spans) < 3:
         return []
     pieces = [text[lo:hi] for lo, hi in _windows(text, spans, before=40, after=40)]
