@@ -14,7 +14,8 @@ The set is tests/guardrails/injection_set/items.jsonl (how it was made: README.m
 - recall per kind (injections) and false-positive rate per kind (benign), recall per obfuscation;
 - what the misses on the test split and holdout2 look like;
 - cost of one `detect` on a 2 KB input, p50/p99 in ms, for inputs cut from the set's texts (some
-  with encoded payloads) and for plain prose, with and without the classifier.
+  with encoded payloads), from its injections only (attack-dense text) and for plain prose, with
+  and without the classifier.
 
 Target (issue #6): at least 90% recall at most 2% false positives.
 """
@@ -179,8 +180,9 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"== cost of one detect, 2 KB input, {args.runs} runs each")
     mixed = inputs_2kb(items)
+    dense = inputs_2kb([i for i in items if i["label"] == "injection"])
     prose = [(PROSE * 8)[:2048]]
-    for label, inputs in (("set texts", mixed), ("plain prose", prose)):
+    for label, inputs in (("set texts", mixed), ("attacks only", dense), ("plain prose", prose)):
         for name, detector in (("heuristics", heuristics), ("heuristics + classifier", classifier)):
             p50, p99 = cost(detector, inputs, args.runs)
             print(f"  {label:<12} {name:<24} p50 {p50:6.2f} ms   p99 {p99:6.2f} ms")
