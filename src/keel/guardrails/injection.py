@@ -62,17 +62,20 @@ _NEGATION = re.compile(
 
 
 # --- finding where a rule can match -------------------------------------------------------------
-# Python's `re` tries a case-insensitive pattern at every position of the text, which is most of
-# the cost of the heuristic layer. Instead, each rule's pattern is analysed once for the
-# lower-cased strings (up to 3 characters, whitespace as a space) that every match must begin with;
-# the text, lower-cased the same way, is searched for those with `str.find`, and the pattern is
-# tried only at those places (`Pattern.match(text, pos)` sees the text before `pos`, so `\b`, `^`
-# and look-behinds behave as in `finditer`). The matches are the same as `finditer`'s. Rules
-# without usable prefixes, and texts with characters whose case folding differs between `re` and
-# `str.lower` (dotless i, long s, final sigma, ...), use `finditer`.
+# Python's `re` tries a case-insensitive pattern at every position of the text, which was most of
+# the cost of the heuristic layer. Instead, each rule's pattern is analysed once (`_plan`) for the
+# lower-cased strings (up to `_K` characters, whitespace as a space) that every match must begin
+# with. The text, lower-cased the same way (`_Folded`), is searched for those: through the set of
+# its words' first `_K` characters for a rule whose matches start a word, else with `str.find`;
+# the pattern is then tried only at those places (`Pattern.match(text, pos)` sees the text before
+# `pos`, so `\b`, `^` and look-behinds behave as in `finditer`). The matches are the same as
+# `finditer`'s. A rule without usable prefixes runs `finditer`, skipped when none of the strings
+# one of which every match contains occurs (`_necessary`); a text with characters whose case
+# folding differs between `re` and `str.lower` (dotless i, long s, final sigma, ...) runs
+# `finditer` for every rule. `scan(prefilter=False)` runs `finditer` everywhere: the reference.
 
 _K = 5
-_LIMIT = 400
+_LIMIT = 400  # prefixes worked out at most per pattern
 _MAX_PREFIXES = 40
 _MAX_PREFIXES_AT_WORD = 400
 _WORD_CHAR = re.compile(r"\w")
@@ -506,7 +509,7 @@ def scan(
 ) -> Scan:
     """Run normalization, decoding and the pattern rules; score = noisy OR of the category maxima.
 
-    `prefilter=False` runs every rule on every variant (slower; the verdicts are the same).
+    `prefilter=False` runs every rule's `finditer` over every variant: slower, the same matches.
     """
     for pattern in (DISCUSSION, *(rule.pattern for rule in rules)):
         _prefixes(pattern)  # before any text is folded: see `_char_unsafe`
