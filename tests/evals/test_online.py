@@ -9,12 +9,14 @@ import textwrap
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 from pydantic_ai.models import Model
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from keel.config import load_project
 from keel.config.project import ResolvedModel
@@ -429,3 +431,35 @@ def test_online_evaluation_needs_storage(tmp_path: Path, models: Models) -> None
     (root / "keel.yaml").write_text((root / "keel.yaml").read_text() + "storage: {enabled: false}\n")
     with pytest.raises(UsageError, match="storage"):
         OnlineScorer(Runner(load_project(root), model_factory=models))
+
+
+class BusyStore(OnlineEvalStore):
+    """A store whose first writes find the database locked, as SQLite's are under load."""
+
+    def __init__(self, url: str, busy: int) -> None:
+        super().__init__(url)
+        self.busy = busy
+
+    async def add_scores(self, scores: Any) -> None:
+        if self.busy > 0:
+            self.busy -= 1
+            raise OperationalError("INSERT INTO online_scores", {}, Exception("database is locked"))
+        await super().add_scores(scores)
+
+
+async def test_a_busy_database_is_retried_not_a_lost_score(
+    tmp_path: Path, database_url: str, models: Models
+) -> None:
+    runner = await _runner(
+        write_project(tmp_path / "p", evaluators="[{type: succeeded}]"), database_url, models
+    )
+    store = BusyStore(database_url, busy=2)
+    try:
+        async with OnlineScorer(runner, store) as scorer:
+            result = await runner.run("helper", "hi")
+            assert await scorer.drain(30)
+            assert (scorer.stats()["scored"], scorer.stats()["failed"]) == (1, 0)
+    finally:
+        await store.close()
+        await runner.aclose()
+    assert await count_scores(database_url, result.run_id) == 1

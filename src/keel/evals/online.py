@@ -41,9 +41,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import OperationalError
 
 from keel.errors import UsageError
 from keel.evals.evaluators import EvalContext, build
@@ -62,6 +65,7 @@ BUCKETS = 10_000
 QUEUE_SIZE = 1000
 WORKERS = 4
 EVALUATOR_TIMEOUT = 120.0
+WRITE_RETRY_SECONDS = 30.0  # how long a batch of scores is retried on a busy or unreachable database
 UNSAMPLED_TRIGGERS = frozenset({"eval"})
 COSTLY_TYPES = frozenset({"judge", "python"})  # checked for existing scores before they run again
 
@@ -307,7 +311,7 @@ class OnlineScorer:
                 batch.append(writes.get_nowait())
             rows = {(r.run_id, r.evaluator): r for scores in batch for r in scores}
             try:
-                await self.store.add_scores(list(rows.values()))
+                await self._store_with_retries(list(rows.values()))
                 self.counters.scored += len(batch)
             except Exception:
                 self.counters.failed += len(batch)
@@ -315,6 +319,22 @@ class OnlineScorer:
             finally:
                 for _ in batch:
                     writes.task_done()
+
+    async def _store_with_retries(self, rows: list[ScoreRow]) -> None:
+        """Write the scores; a database that is busy or briefly away (SQLite's write lock held by
+        another writer, a Postgres restart) is tried again with backoff for about 30 s."""
+        delay = 0.1
+        deadline = time.monotonic() + WRITE_RETRY_SECONDS
+        while True:
+            try:
+                await self.store.add_scores(rows)
+                return
+            except OperationalError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("online scores not stored yet (%s); retrying in %.1fs", exc.orig, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def _evaluate(self, evaluator: Evaluator, case: Case, observation: Observation) -> Score | None:
         try:
