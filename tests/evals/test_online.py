@@ -153,12 +153,13 @@ async def test_2000_live_runs_at_10_percent_are_sampled_within_2_points(
     try:
         async with OnlineScorer(runner) as scorer:
             slots = asyncio.Semaphore(20)
+            run_ids = ids(2000, seed="live")
 
-            async def one() -> RunResult:
-                async with slots:
-                    return await runner.run("helper", "hi")
+            async def one(i: int) -> RunResult:
+                async with slots:  # fixed run ids: the share is a property of the ids, not luck
+                    return await runner.run("helper", "hi", run_id=run_ids[i])
 
-            results = await asyncio.gather(*(one() for _ in range(2000)))
+            results = await asyncio.gather(*(one(i) for i in range(2000)))
             assert await scorer.drain(60)
             stats = scorer.stats()
     finally:
