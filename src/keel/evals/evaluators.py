@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from keel.errors import UsageError
 from keel.evals.model import Case, Evaluator, Observation, Score
+from keel.plugins import PluginError, get_path, import_callable
 
 if TYPE_CHECKING:
     from keel.runtime.runner import Runner
@@ -305,7 +306,7 @@ def _contains(spec: ContainsSpec) -> Check:
 
 def _regex(pattern: re.Pattern[str], field_path: str | None) -> Check:
     async def check(case: Case, obs: Observation) -> tuple[float, bool, str]:
-        value = _get(_structured(obs.output), field_path) if field_path else obs.output
+        value = get_path(_structured(obs.output), field_path) if field_path else obs.output
         ok = pattern.search(text_of(value)) is not None
         return _verdict(ok, "" if ok else f"/{pattern.pattern}/ does not match {text_of(value)[:200]!r}")
 
@@ -332,7 +333,7 @@ def _fields(spec: FieldsSpec) -> Check:
         got = _structured(obs.output)
         wrong = []
         for path, expected in want.items():
-            actual = _get(got, path)
+            actual = get_path(got, path)
             if not _equal(actual, expected, spec.ignore_case, spec.tolerance):
                 wrong.append(f"{path}: expected {expected!r}, got {actual!r}")
         score = 1 - len(wrong) / len(want)
@@ -420,35 +421,13 @@ def _python(ref: str, ctx: EvalContext) -> Check:
 def _import(ref: str, ctx: EvalContext) -> Callable[..., Any]:
     if ctx.importer is not None:
         found = ctx.importer(ref)
-    else:
-        import importlib
-        import sys
-
-        module_name, _, attribute = ref.partition(":")
-        root = str(ctx.root.resolve())
-        if root not in sys.path:
-            sys.path.insert(0, root)
-        try:
-            found = getattr(importlib.import_module(module_name), attribute)
-        except (ImportError, AttributeError) as exc:
-            raise EvaluatorConfigError(f"python: function: cannot import {ref}: {exc}", "function") from None
-    if not callable(found):
-        raise EvaluatorConfigError(f"python: function: {ref} is not callable", "function")
-    return found  # type: ignore[no-any-return]
-
-
-def _get(value: Any, path: str | None) -> Any:
-    if not path:
-        return value
-    current = value
-    for part in path.split("."):
-        if isinstance(current, Mapping) and part in current:
-            current = current[part]
-        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
-            current = current[int(part)]
-        else:
-            return None
-    return current
+        if not callable(found):
+            raise EvaluatorConfigError(f"python: function: {ref} is not callable", "function")
+        return found  # type: ignore[no-any-return]
+    try:
+        return import_callable(ref, ctx.root)
+    except PluginError as exc:
+        raise EvaluatorConfigError(f"python: function: {exc}", "function") from None
 
 
 def _equal(actual: Any, expected: Any, ignore_case: bool, tolerance: float) -> bool:

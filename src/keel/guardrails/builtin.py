@@ -17,7 +17,6 @@ Every guardrail has an optional `name` (default: its type); `points` may narrow 
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import json
 import re
@@ -28,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from keel.errors import UsageError
 from keel.guardrails.policy import POINTS, Check, Decision, Guardrail, Point, allow
+from keel.plugins import PluginError, get_path, import_callable
 
 
 class GuardrailConfigError(UsageError):
@@ -329,7 +329,7 @@ def _argument(spec: ArgumentSpec, name: str, root: Any) -> Checker:
     def check(c: Check) -> Decision:
         if c.tool != spec.tool:
             return allow(name)
-        value = _path(c.args or {}, spec.arg)
+        value = get_path(c.args or {}, spec.arg)
         problem = _argument_problem(value, spec, pattern, domains)
         return Decision("block", name, f"{spec.tool}({spec.arg}): {problem}") if problem else allow(name)
 
@@ -386,20 +386,10 @@ def _max_calls(spec: MaxCallsSpec, name: str, root: Any) -> Checker:
 
 
 def _python(spec: PythonSpec, name: str, root: Any) -> Checker:
-    import sys
-
-    module_name, _, attribute = spec.function.partition(":")
-    if root is not None and str(root) not in sys.path:
-        sys.path.insert(0, str(root))
     try:
-        function = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as exc:
-        raise GuardrailConfigError(
-            f"python: function: cannot import {spec.function}: {exc}", "function"
-        ) from None
-    if not callable(function):
-        raise GuardrailConfigError(f"python: function: {spec.function} is not callable", "function")
-    return function  # type: ignore[no-any-return]
+        return import_callable(spec.function, root)
+    except PluginError as exc:
+        raise GuardrailConfigError(f"python: function: {exc}", "function") from None
 
 
 _checks: dict[type, Callable[[Any, str, Any], Checker]] = {
@@ -420,18 +410,6 @@ def _compile(pattern: str, field: str) -> re.Pattern[str]:
         return re.compile(pattern)
     except re.error as exc:
         raise GuardrailConfigError(f"{field}: not a regular expression: {exc}", field) from None
-
-
-def _path(value: Any, path: str) -> Any:
-    current = value
-    for part in path.split("."):
-        if isinstance(current, Mapping) and part in current:
-            current = current[part]
-        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
-            current = current[int(part)]
-        else:
-            return None
-    return current
 
 
 def as_text(value: Any) -> str:
