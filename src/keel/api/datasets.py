@@ -14,17 +14,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 
 from keel.api.problems import Problem
 from keel.api.security import requires
 from keel.evals.datasets import DatasetStore, case_from_run
+from keel.evals.online import OnlineScorer
+from keel.evals.online_store import OnlineEvalStore
 from keel.gateway.principal import Principal
 from keel.runtime.runner import Runner
 from keel.store import RunRecord, RunStore
-from keel.store.repository import read_connection
-from keel.store.tables import run_feedback
-from keel.store.tenancy import scope_to_tenant
 
 router = APIRouter(prefix="/v1/runs", tags=["evals"])
 
@@ -68,6 +66,7 @@ async def _recorded_run(
 
 @router.post("/{run_id}/case", status_code=201)
 async def run_to_case(
+    request: Request,
     run: Annotated[RecordedRun, Depends(_recorded_run)],
     body: Annotated[MakeCase, Body()],
 ) -> dict[str, Any]:
@@ -75,7 +74,7 @@ async def run_to_case(
     run_id = record.id
     expected = body.expected
     if expected is None and body.use_correction:
-        expected = await _correction(url, run_id, principal.tenant_id)
+        expected = await _correction(request, url, run_id, principal.tenant_id)
     case = case_from_run(record, expected=expected, tags=body.tags)
     async with DatasetStore(url) as store:
         version, case_id = await store.add_case(
@@ -84,20 +83,14 @@ async def run_to_case(
     return {"dataset": body.dataset, "version": version, "case_id": case_id, "case": {**case, "id": case_id}}
 
 
-async def _correction(url: str, run_id: str, tenant_id: str) -> Any:
-    from keel.store.engine import async_engine
-
-    engine = async_engine(url)
-    try:
-        statement = scope_to_tenant(
-            select(run_feedback.c.correction)
-            .where(run_feedback.c.run_id == run_id, run_feedback.c.kind == "correction")
-            .order_by(run_feedback.c.created_at.desc())
-            .limit(1),
-            run_feedback,
-            tenant_id,
-        )
-        async with read_connection(engine, url) as connection:
-            return (await connection.execute(statement)).scalar()
-    finally:
-        await engine.dispose()
+async def _correction(request: Request, url: str, run_id: str, tenant_id: str) -> Any:
+    """The run's latest correction (feedback of kind `correction`), or None; read through the
+    server's online-evaluation store when it has one."""
+    scorer: OnlineScorer | None = getattr(request.app.state, "online_evals", None)
+    if scorer is not None:
+        history = await scorer.store.feedback(run_id, tenant_id=tenant_id)
+    else:
+        async with OnlineEvalStore(url) as store:
+            history = await store.feedback(run_id, tenant_id=tenant_id)
+    corrections = [item.correction for item in history if item.kind == "correction"]
+    return corrections[-1] if corrections else None

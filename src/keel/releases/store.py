@@ -96,7 +96,7 @@ class ReleaseStore(AsyncDatabase):
                             )
                         ).scalars()
                     )
-                    new = {h: c for c in snapshot.files.values() if (h := manifest_of(c)) not in have}
+                    new = {manifest[p]: c for p, c in snapshot.files.items() if manifest[p] not in have}
                     for file_hash, content in new.items():
                         await connection.execute(
                             insert(release_files).values(hash=file_hash, content=content)
@@ -196,12 +196,6 @@ async def insert_activation(
     }
     await connection.execute(insert(release_activations).values(**row))
     return _activation(row)
-
-
-def manifest_of(content: bytes) -> str:
-    from keel.releases.snapshot import sha256
-
-    return sha256(content)
 
 
 async def _by_hash(connection: AsyncConnection, digest: str, prompts: dict[str, str]) -> Release | None:
