@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
+from keel.config.approvals import AgentApprovals, ApprovalsConfig, EscalationConfig, ToolApproval
 from keel.config.gateway import GatewayConfig
 from keel.evals.evaluators import EvaluatorConfigError, parse_spec
 from keel.gateway.keys import Scope
@@ -139,6 +140,10 @@ class ToolConfig(_Strict):
     circuit_breaker: CircuitBreakerConfig | None = Field(
         default=None,
         description="This tool's circuit breaker: the keys given override the agent's circuit_breaker.",
+    )
+    approval: ToolApproval | None = Field(
+        default=None,
+        description="Every call of this tool waits for a person's approval (see docs/approvals.md).",
     )
 
 
@@ -370,6 +375,8 @@ class AgentConfig(_Strict):
     queue: QueueConfig = QueueConfig()
     identity: AgentIdentity = AgentIdentity()
     evals: EvalsConfig = EvalsConfig()
+    approvals: AgentApprovals = AgentApprovals()
+    escalation: EscalationConfig = EscalationConfig()
     guardrails: list[Annotated[dict[str, Any], AfterValidator(_guardrail)]] = Field(
         default=[],
         description="Input, output and action guardrails, in order (docs/guardrails.md).",
@@ -529,3 +536,4 @@ class ProjectConfig(_Strict):
     gateway: GatewayConfig = GatewayConfig()
     prompts: PromptsConfig = PromptsConfig()
     evals: ProjectEvalsConfig = ProjectEvalsConfig()
+    approvals: ApprovalsConfig = ApprovalsConfig()
