@@ -21,6 +21,7 @@ import codecs
 import hashlib
 import json
 import random
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from tests.guardrails.injection_set.holdout import BENIGN_CARRIED as HOLDOUT_BEN
 from tests.guardrails.injection_set.holdout import INDIRECT_CARRIED as HOLDOUT_INDIRECT
 from tests.guardrails.injection_set.holdout import INJECTIONS as HOLDOUT_INJECTIONS
 from tests.guardrails.injection_set.holdout import OBFUSCATED as HOLDOUT_OBFUSCATED
+from tests.guardrails.injection_set.holdout3 import BENIGN_3, ENCODED_3, ENCODED_BENIGN_3, INJECTIONS_3
 
 SEED = 20240611
 HERE = Path(__file__).parent
@@ -304,7 +306,35 @@ def build() -> list[dict[str, Any]]:
             carrier=name,
         )
     _holdout(rng, add)
+    _holdout3(add)
     return items
+
+
+def encode(how: str, text: str) -> str:
+    """holdout3's encodings (no randomness: its texts are complete as written)."""
+    if how == "base64":
+        return base64.b64encode(text.encode()).decode()
+    if how == "hex":
+        return text.encode().hex()
+    if how == "rot13":
+        return codecs.encode(text, "rot13")
+    if how == "url":
+        return urllib.parse.quote(text, safe="")
+    raise ValueError(how)
+
+
+def _holdout3(add: Callable[..., None]) -> None:
+    h = "holdout3"
+    for i, (kind, lang, text) in enumerate(INJECTIONS_3):
+        add(text, "injection", kind, lang, "holdout3", f"h3-attack-{i:03d}", h)
+    for i, (kind, lang, how, template, plain) in enumerate(ENCODED_3):
+        text = template.replace("{}", encode(how, plain))
+        add(text, "injection", kind, lang, f"holdout3+{how}", f"h3-encoded-{i:03d}", h, obfuscation=how)
+    for i, (kind, lang, text) in enumerate(BENIGN_3):
+        add(text, "benign", kind, lang, "holdout3", f"h3-benign-{i:03d}", h)
+    for i, (kind, lang, how, template, plain) in enumerate(ENCODED_BENIGN_3):
+        text = template.replace("{}", encode(how, plain))
+        add(text, "benign", kind, lang, f"holdout3+{how}", f"h3-bencoded-{i:03d}", h, obfuscation=how)
 
 
 def _holdout(rng: random.Random, add: Callable[..., None]) -> None:
