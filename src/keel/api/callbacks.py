@@ -39,7 +39,7 @@ import httpx
 from sqlalchemy.exc import DBAPIError
 
 from keel.api.signing import signature_headers
-from keel.config.schema import CallbackEndpoint, CallbacksConfig
+from keel.config.schema import CallbacksConfig
 from keel.errors import UsageError
 from keel.store.callbacks import CallbackAttempt, CallbackLog, CallbackOutcome
 
@@ -155,7 +155,15 @@ class CallbackEndpoints:
                 problems.append(f"{where}: the same destination as {seen[prefix]}")
                 continue
             seen[prefix] = where
-            secrets = _secrets(endpoint, project_root, environ, problems, where)
+            secrets = resolve_secrets(
+                project_root,
+                environ,
+                problems,
+                where,
+                secret_env=endpoint.secret_env,
+                secret_file=endpoint.secret_file,
+                previous_secret_env=endpoint.previous_secret_env,
+            )
             if secrets:
                 resolved.append(ResolvedEndpoint(endpoint.url, secrets, prefix))
         if problems:
@@ -178,16 +186,27 @@ class CallbackEndpoints:
         raise CallbackUrlRefused("callback_url is not under any URL in server.callbacks.endpoints")
 
 
-def _secrets(
-    endpoint: CallbackEndpoint, root: Path, environ: Mapping[str, str], problems: list[str], where: str
+def resolve_secrets(
+    root: Path,
+    environ: Mapping[str, str],
+    problems: list[str],
+    where: str,
+    *,
+    secret_env: str | None,
+    secret_file: str | None,
+    previous_secret_env: str | None = None,
 ) -> tuple[str, ...]:
-    """The endpoint's secrets, newest first; problems appended. Surrounding whitespace (a file's
-    final newline) is not part of a secret."""
+    """The secrets named by a configuration entry (`where`, for messages), newest first: the
+    value of `secret_env`, the content of `secret_file` (relative to `root`), then the value of
+    `previous_secret_env`. What is unset, empty or unreadable is appended to `problems` (naming
+    the variable or file, never a value). Surrounding whitespace (a file's final newline) is not
+    part of a secret. Also used for the reviewer webhook and SMTP credentials
+    (`keel.durable.notify`)."""
     found: list[str] = []
-    if endpoint.secret_env is not None:
-        found.extend(_from_env(endpoint.secret_env, environ, problems, where))
-    if endpoint.secret_file is not None:
-        path = root / endpoint.secret_file
+    if secret_env is not None:
+        found.extend(_from_env(secret_env, environ, problems, where))
+    if secret_file is not None:
+        path = root / secret_file
         try:
             value = path.read_bytes().decode("utf-8").strip()
         except OSError as exc:
@@ -199,8 +218,8 @@ def _secrets(
                 found.append(value)
             else:
                 problems.append(f"{where}: secret_file {path} is empty")
-    if endpoint.previous_secret_env is not None:
-        found.extend(_from_env(endpoint.previous_secret_env, environ, problems, where))
+    if previous_secret_env is not None:
+        found.extend(_from_env(previous_secret_env, environ, problems, where))
     return tuple(found)
 
 
@@ -231,12 +250,24 @@ def next_delay(
     so receivers that failed together are not retried together. A receiver's Retry-After wins
     when it asks for longer, up to `max_delay`: a receiver cannot park a delivery for days.
     """
+    return backoff_delay(attempt, config.initial_delay, config.max_delay, retry_after, rng)
+
+
+def backoff_delay(
+    attempt: int,
+    initial_delay: float,
+    max_delay: float,
+    retry_after: float | None = None,
+    rng: SupportsRandom = random,
+) -> float:
+    """`next_delay` with the delays given directly (for deliveries not configured by
+    `server.callbacks`, such as reviewer notifications)."""
     if attempt < 1:
         raise ValueError(f"attempts count from 1, got {attempt}")
-    base = min(config.initial_delay * 2.0 ** min(attempt - 1, 64), config.max_delay)
+    base = min(initial_delay * 2.0 ** min(attempt - 1, 64), max_delay)
     delay = base * (1.0 - JITTER * rng.random())
     if retry_after is not None and retry_after > delay:
-        delay = min(retry_after, config.max_delay)
+        delay = min(retry_after, max_delay)
     return delay
 
 
@@ -297,24 +328,15 @@ async def attempt_delivery(
     if not endpoint.covers(url):
         raise ValueError(f"the callback URL is not under the endpoint {endpoint.url}")
     headers = {
-        "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
-        DELIVERY_HEADER: f"{_header_safe(run_id)}:{attempt}",
+        DELIVERY_HEADER: f"{header_safe(run_id)}:{attempt}",
         ATTEMPT_HEADER: str(attempt),
-        **signature_headers(endpoint.secrets, body),
     }
     attempted_at = datetime.now(UTC)
-    started = time.perf_counter()
-    status: int | None = None
-    retry_after: str | None = None
-    try:
-        status, retry_after = await _post(client, url, body, headers, config.timeout)
-        error = _status_error(status)
-    except (TimeoutError, httpx.TimeoutException):
-        error = f"no answer within {config.timeout:g}s"
-    except httpx.HTTPError as exc:  # connection refused or reset, TLS, protocol errors
-        error = _describe(exc, url)
-    duration_ms = (time.perf_counter() - started) * 1000
+    posted = await post_signed(
+        client, url, body, secrets=endpoint.secrets, headers=headers, limit_s=config.timeout
+    )
+    status, error, duration_ms = posted.status_code, posted.error, posted.duration_ms
     transient = status is None or status in RETRYABLE_STATUSES or 500 <= status < 600
     outcome: CallbackOutcome
     retry_in: float | None = None
@@ -326,7 +348,7 @@ async def attempt_delivery(
         outcome = "gave_up"
     else:
         outcome = "retry"
-        retry_in = next_delay(attempt, config, parse_retry_after(retry_after))
+        retry_in = next_delay(attempt, config, parse_retry_after(posted.retry_after))
     result = AttemptResult(outcome, status, error, duration_ms, retry_in)
     if log is not None:
         next_at = None if retry_in is None else datetime.now(UTC) + timedelta(seconds=retry_in)
@@ -335,6 +357,43 @@ async def attempt_delivery(
         )
         await _record(log, record)
     return result
+
+
+@dataclass(frozen=True)
+class PostResult:
+    """One signed POST: the receiver's status and Retry-After, or `error` (also set for a
+    non-2xx status) when there was no answer. `error` never holds the URL or what was sent."""
+
+    status_code: int | None
+    retry_after: str | None
+    error: str | None
+    duration_ms: float
+
+
+async def post_signed(
+    client: httpx.AsyncClient,
+    url: str,
+    body: bytes,
+    *,
+    secrets: Sequence[str],
+    headers: Mapping[str, str],
+    limit_s: float,
+) -> PostResult:
+    """POST `body` as JSON with `headers` plus fresh `Keel-Timestamp` / `Keel-Signature` headers
+    (signed with `secrets`, newest first); the whole exchange is bounded by `limit_s` seconds.
+    Never raises for anything the receiver or the network does."""
+    signed = {"Content-Type": "application/json", **headers, **signature_headers(secrets, body)}
+    started = time.perf_counter()
+    status: int | None = None
+    retry_after: str | None = None
+    try:
+        status, retry_after = await _post(client, url, body, signed, limit_s)
+        error = _status_error(status)
+    except (TimeoutError, httpx.TimeoutException):
+        error = f"no answer within {limit_s:g}s"
+    except httpx.HTTPError as exc:  # connection refused or reset, TLS, protocol errors
+        error = _describe(exc, url)
+    return PostResult(status, retry_after, error, (time.perf_counter() - started) * 1000)
 
 
 async def _post(
@@ -362,7 +421,7 @@ async def _post(
     return response.status_code, response.headers.get("retry-after")
 
 
-def _header_safe(value: str) -> str:
+def header_safe(value: str) -> str:
     """`value` as is when it can go in a header, else percent-encoded (stable, so receivers can
     still compare delivery ids)."""
     return value if value.isascii() and value.isprintable() else quote(value, safe="")
