@@ -85,6 +85,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     Float,
     ForeignKey,
     Index,
@@ -738,4 +739,19 @@ run_feedback = Table(
     Column("created_by", String(NAME_LENGTH), nullable=False),
     Index("ix_run_feedback_run_id", "run_id"),
     Index("ix_run_feedback_tenant_id_created_at", "tenant_id", "created_at"),
+)
+
+# Guardrail table (revision 0012), see `keel.guardrails.spend_store`:
+# - `guardrail_spend`: a spend cap's running total of one tenant on one day (UTC), per guardrail
+#   (`agent:<name>/<guardrail>` or `tenant:<id>/<guardrail>`). A call is counted by one UPDATE
+#   whose WHERE says the new total stays within the cap, so concurrent processes cannot overshoot.
+guardrail_spend = Table(
+    "guardrail_spend",
+    metadata,
+    Column("tenant_id", String(NAME_LENGTH), nullable=False),
+    Column("guardrail", String(NAME_LENGTH), nullable=False),
+    Column("day", Date(), nullable=False),
+    Column("total", Money(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    PrimaryKeyConstraint("tenant_id", "guardrail", "day"),
 )

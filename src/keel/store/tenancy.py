@@ -29,6 +29,7 @@ the tenant mandatory, only this module and the query signatures change. Ownershi
 - `eval_datasets`, `eval_runs`: their own `tenant_id` column (`PROJECT_TENANT` for what the
   operator's CLI ran; a tenant also sees those). `eval_results`: the evaluation run it belongs to.
 - `online_scores`, `run_feedback`: their own `tenant_id` column (the run's tenant).
+- `guardrail_spend`: its own `tenant_id` column (the tenant whose calls the spend cap counted).
 A table not listed here is refused, so a new table cannot be queried unscoped by accident.
 """
 
@@ -49,6 +50,7 @@ from keel.store.tables import (
     eval_datasets,
     eval_results,
     eval_runs,
+    guardrail_spend,
     oauth_clients,
     oauth_codes,
     oauth_refresh_tokens,
@@ -68,7 +70,15 @@ from keel.store.tables import (
     webauthn_challenges,
 )
 
-_OWN_TENANT_COLUMN = (runs, callback_attempts, api_keys, budget_counters, budget_entries, audit_log)
+_OWN_TENANT_COLUMN = (
+    runs,
+    callback_attempts,
+    api_keys,
+    budget_counters,
+    budget_entries,
+    audit_log,
+    guardrail_spend,
+)
 # Users, sessions and the OAuth2 server (keel.store.identity): their own tenant_id column.
 _IDENTITY_TABLES = (
     users,
