@@ -48,6 +48,12 @@ class RunRecorder:
     # The agent's guardrails (keel.guardrails.policy.Guardrails), for tool calls; None without any.
     guardrails: Any = None
     tenant_id: str | None = None
+    # For guardrails (keel.guardrails.capture.RunCapture): the run's user, and what its tool calls
+    # returned (keel.guardrails.policy.ContextItem), when a guardrail reads the retrieved context.
+    user_id: str | None = None
+    retrieved: list[Any] = field(default_factory=list)
+    # The agent's escalation triggers (keel.runtime.escalation.Escalation), or None.
+    escalation: Any = None
     metered_usd: Decimal | None = Decimal(0)
     metered_tokens: int = 0
 

@@ -16,6 +16,11 @@ class RunStatus(StrEnum):
     FAILED = "failed"
     TIMED_OUT = "timed_out"
     CANCELLED = "cancelled"
+    # Stopped at a tool call that needs a person's approval (see keel.runtime.approval); the run
+    # goes on when every pending call is decided.
+    WAITING_APPROVAL = "waiting_approval"
+    # Handed to a person (keel.runtime.escalation): the agent stops, the human queue has a summary.
+    ESCALATED = "escalated"
 
 
 @dataclass
@@ -90,6 +95,13 @@ class RunResult:
     prompt_version: str | None = None
     release: int | None = None
     trace_id: str | None = None
+    # A run waiting for approval: the calls waiting (call_id, tool, args, reason, timeout...).
+    approvals: list[dict[str, Any]] = field(default_factory=list)
+    # An escalated run: why, and the summary for the person who takes it over.
+    escalation: dict[str, Any] | None = None
+    # A run waiting for approval: what it needs to go on (keel.runtime.approval.PausedState as
+    # JSON). Not part of the run's public view.
+    paused: dict[str, Any] | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -149,6 +161,11 @@ class RunResult:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serializable view (for `keel run --json` and the HTTP API)."""
         data = asdict(self)
+        data.pop("paused", None)
+        if not data["approvals"]:
+            data.pop("approvals")
+        if data["escalation"] is None:
+            data.pop("escalation")
         data["status"] = self.status.value
         data["started_at"] = self.started_at.isoformat()
         data["ended_at"] = self.ended_at.isoformat()

@@ -26,8 +26,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jsonschema import Draft202012Validator
-from pydantic_ai import Agent, AgentRetries, RunContext
-from pydantic_ai.messages import AgentStreamEvent, PartDeltaEvent, PartStartEvent, TextPart, TextPartDelta
+from pydantic_ai import Agent, AgentRetries, DeferredToolRequests, DeferredToolResults, RunContext
+from pydantic_ai.messages import (
+    AgentStreamEvent,
+    ModelMessage,
+    PartDeltaEvent,
+    PartStartEvent,
+    TextPart,
+    TextPartDelta,
+)
 from pydantic_ai.models import Model
 from pydantic_ai.models.fallback import FallbackModel
 from pydantic_ai.settings import ModelSettings
@@ -43,16 +50,26 @@ from keel.pricing import Pricer
 from keel.prompts.errors import PromptError
 from keel.prompts.registry import PromptRegistry
 from keel.prompts.resolve import PromptResolver, ResolvedPrompt
+from keel.runtime.approval import (
+    Gate,
+    Resume,
+    gate_for,
+    model_call_from,
+    paused_state,
+    tool_call_from,
+    waiting_calls,
+)
 from keel.runtime.budget_guard import BudgetedModel, BudgetGuard
 from keel.runtime.circuit import CircuitRegistry
 from keel.runtime.circuit_guard import ModelCircuit
+from keel.runtime.escalation import Escalation, RunEscalated, summarize
 from keel.runtime.events import EventHandler, TextDelta
 from keel.runtime.guarded import GuardrailBlocked, record_decisions
 from keel.runtime.history import run_record
 from keel.runtime.output import OutputValidator, expand_unclear, output_spec
 from keel.runtime.providers import ModelFactory
 from keel.runtime.recorder import RunRecorder, reset_recorder, set_recorder
-from keel.runtime.result import RunError, RunResult, RunStatus
+from keel.runtime.result import RunError, RunResult, RunStatus, ToolCall
 from keel.runtime.retry import RetryingModel, categorize
 from keel.runtime.tools import RunDeps, agent_principal, build_tools
 from keel.store import RecordWriter, SpanRecord, resolve_database_url, upgrade
@@ -73,6 +90,8 @@ class CompiledAgent:
     usage_limits: UsageLimits
     input_validator: Draft202012Validator | None
     guardrails: Guardrails | None = None
+    gates: Mapping[str, Gate | None] | None = None  # tools whose calls need approval
+    escalation: Escalation | None = None
 
 
 class Runner:
@@ -251,6 +270,10 @@ class Runner:
             settings["timeout"] = cfg.timeouts.model_request
         output_schema = expand_unclear(spec.output_schema) if spec.output_schema is not None else None
         output_type: Any = output_spec(output_schema, cfg.output_mode, spec.name) if output_schema else str
+        gates = {t.name: gate_for(t.config.approval, cfg.approvals) for t in spec.tools}
+        if spec.tools and (any(gates.values()) or cfg.guardrails):
+            # A call may stop the run for approval (a gated tool, or a guardrail's require_approval).
+            output_type = [output_type, DeferredToolRequests]
         capabilities: list[Any] = []
         if durable:
             from keel.durable.replay import durable_capabilities  # imports DBOS: only when durable
@@ -267,7 +290,11 @@ class Runner:
             deps_type=RunDeps,
             name=spec.name,
             tools=build_tools(
-                spec.tools, cfg.timeouts.tool_call, circuits=self.circuits, circuit_breaker=breakers
+                spec.tools,
+                cfg.timeouts.tool_call,
+                circuits=self.circuits,
+                circuit_breaker=breakers,
+                approvals=cfg.approvals,
             ),
             retries=AgentRetries(tools=2, output=cfg.output_retries),
             model_settings=ModelSettings(**settings),  # type: ignore[typeddict-item]
@@ -277,6 +304,8 @@ class Runner:
 
             @agent.output_validator
             def _validate(ctx: RunContext[RunDeps], output: Any) -> Any:
+                if isinstance(output, DeferredToolRequests):
+                    return output
                 return validator(ctx, output)
 
         limits = cfg.limits
@@ -291,7 +320,8 @@ class Runner:
             if cfg.guardrails
             else None
         )
-        return CompiledAgent(spec, agent, usage_limits, input_validator, guardrails)
+        escalation = Escalation(cfg.escalation) if cfg.escalation.enabled else None
+        return CompiledAgent(spec, agent, usage_limits, input_validator, guardrails, gates, escalation)
 
     async def run(
         self,
@@ -313,6 +343,7 @@ class Runner:
         release: int | str | None = "live",
         prompt: ResolvedPrompt | None = None,
         variables: Mapping[str, Any] | None = None,
+        resume: Resume | None = None,
     ) -> RunResult:
         """Run `agent` on `input` and return its result. Raises only for developer mistakes.
 
@@ -323,6 +354,9 @@ class Runner:
         `release` is the release to run on (default the live one); `prompt` the prompt already
         resolved for this run (durable runs resolve when accepted), else it is resolved here, with
         `variables` (BadInput when they do not fit the prompt).
+
+        `resume` goes on with a run that stopped for approval (same `run_id`, the decisions made;
+        see `keel.runtime.approval`); the result then accounts for the whole run.
         """
         if not self._started:
             await self.start()
@@ -347,7 +381,8 @@ class Runner:
             except PromptError as exc:  # the run fails with bad_input, as for input off its schema
                 prompt_problem = BadInput(exc.message)
         run_timeout = spec.config.timeouts.run
-        started_at = durable_start or datetime.now(UTC)
+        started_at = durable_start or datetime.now(UTC)  # this stretch of the run: its timeout
+        first_started = datetime.fromisoformat(resume.state.started_at) if resume else started_at
         if run_timeout is not None and durable:
             run_timeout = max(0.001, run_timeout - (datetime.now(UTC) - started_at).total_seconds())
         recorder = RunRecorder(
@@ -358,6 +393,12 @@ class Runner:
             tracing=self.tracing,
             durable=durable,
         )
+        recorder.escalation = compiled.escalation
+        if resume is not None:  # the run so far: its calls count, and are reported, once
+            for data in resume.state.model_calls:
+                recorder.record_model_call(model_call_from(data))
+            recorder.tool_calls.extend(tool_call_from(data) for data in resume.state.tool_calls)
+            recorder.tool_calls.extend(_rejected_calls(resume, started_at))
         deps = RunDeps(
             run_id,
             spec.name,
@@ -369,6 +410,8 @@ class Runner:
             instructions=prompt.text if prompt is not None else None,
         )
         status, output, error = RunStatus.SUCCEEDED, None, None
+        escalated: RunEscalated | None = None
+        deferred: tuple[DeferredToolRequests, list[ModelMessage]] | None = None
         interrupted: BaseException | None = None
         token = set_recorder(recorder)
         with agent_span(
@@ -387,10 +430,16 @@ class Runner:
                     )
                 if prompt_problem is not None:
                     raise prompt_problem
-                user_prompt = _prompt(compiled, input)
+                user_prompt: str | None = _prompt(compiled, input)
                 guardrails = compiled.guardrails
                 if guardrails is not None:
                     recorder.guardrails, recorder.tenant_id = guardrails, tenant_id
+                if resume is not None:
+                    user_prompt = None  # the run goes on from its messages
+                    if resume.escalate is not None:
+                        raise RunEscalated("approval_timeout", resume.escalate)
+                elif guardrails is not None:
+                    assert user_prompt is not None
                     user_prompt = await _guard_text(
                         guardrails,
                         "input",
@@ -401,7 +450,11 @@ class Runner:
                         tenant_id,
                         deps.instructions,
                     )
-                output = await self._execute(
+                if resume is None and compiled.escalation is not None and user_prompt is not None:
+                    escalate = compiled.escalation.check_input(user_prompt)
+                    if escalate is not None:
+                        raise escalate
+                done = await self._execute(
                     compiled,
                     user_prompt,
                     deps,
@@ -410,8 +463,20 @@ class Runner:
                     run_timeout,
                     cancel,
                     prompt.model_settings if prompt is not None else None,
+                    history=resume.state.history() if resume is not None else None,
+                    deferred=resume.deferred_results() if resume is not None else None,
                 )
-                if guardrails is not None and guardrails.at("output"):
+                output = done.output
+                if isinstance(output, DeferredToolRequests):
+                    pauses = (resume.state.pauses if resume is not None else 0) + 1
+                    if pauses > spec.config.approvals.max_pauses:
+                        raise RunEscalated(
+                            "max_pauses",
+                            f"the run stopped for approval {pauses} times (approvals.max_pauses)",
+                        )
+                    deferred, output = (output, done.all_messages()), None
+                    status = RunStatus.WAITING_APPROVAL
+                if deferred is None and guardrails is not None and guardrails.at("output"):
                     output = await _guard_output(
                         guardrails,
                         output,
@@ -421,6 +486,10 @@ class Runner:
                         tenant_id,
                         deps.instructions or spec.instructions,
                     )
+                if deferred is None and compiled.escalation is not None:
+                    escalate = compiled.escalation.check_output(output)
+                    if escalate is not None:
+                        raise escalate
             except _RunTimedOut:
                 status, error = (
                     RunStatus.TIMED_OUT,
@@ -432,8 +501,12 @@ class Runner:
                     RunError(ErrorCategory.CANCELLED, "the run was cancelled"),
                 )
             except Exception as exc:  # every failure of a run becomes its result, with a category
-                category, message = categorize(exc)
-                status, error = RunStatus.FAILED, RunError(category, message)
+                escalated = _escalation_in(exc)
+                if escalated is not None:
+                    status = RunStatus.ESCALATED
+                else:
+                    category, message = categorize(exc)
+                    status, error = RunStatus.FAILED, RunError(category, message)
             except BaseException as exc:
                 if not durable or not _is_durable_cancel(exc):
                     raise
@@ -450,15 +523,41 @@ class Runner:
                 recorder.record_model_call(call)
             if error is not None and error.category is ErrorCategory.GUARDRAIL_BLOCKED:
                 output = None  # what a guardrail blocked never leaves
-            elif status is not RunStatus.SUCCEEDED:
+            elif status is RunStatus.ESCALATED:
+                output = None  # a person answers instead
+            elif status not in (RunStatus.SUCCEEDED, RunStatus.WAITING_APPROVAL):
                 output = recorder.last_text or None  # keep what was produced so far
+            approvals: list[dict[str, Any]] = []
+            paused: dict[str, Any] | None = None
+            if deferred is not None and status is RunStatus.WAITING_APPROVAL:
+                approvals = waiting_calls(deferred[0], compiled.gates or {}, spec.config.approvals)
+                paused = paused_state(
+                    deferred[1],
+                    recorder.model_calls,
+                    recorder.tool_calls,
+                    first_started,
+                    (resume.state.pauses if resume is not None else 0) + 1,
+                ).as_dict()
+            escalation: dict[str, Any] | None = None
+            if escalated is not None:
+                escalation = {
+                    "trigger": escalated.trigger,
+                    "reason": escalated.reason,
+                    "summary": summarize(
+                        agent=spec.name,
+                        input=input,
+                        reason=escalated.reason,
+                        tool_calls=recorder.tool_calls,
+                        last_text=recorder.last_text,
+                    ),
+                }
             result = RunResult(
                 run_id=run_id,
                 agent=spec.name,
                 status=status,
                 output=output,
                 error=error,
-                started_at=started_at,
+                started_at=first_started,
                 ended_at=datetime.now(UTC),
                 model_calls=recorder.model_calls,
                 tool_calls=recorder.tool_calls,
@@ -475,6 +574,9 @@ class Runner:
                 trace_id=span.trace_id,
                 prompt_version=prompt.ref if prompt is not None else None,
                 release=number,
+                approvals=approvals,
+                escalation=escalation,
+                paused=paused,
             )
             span.finish(
                 status.value,
@@ -489,6 +591,8 @@ class Runner:
             # Not recorded here: DBOS may have handed the run to another process, which will
             # finish and record it. `keel.durable` records it only if the run was cancelled.
             raise RunInterrupted(result) from interrupted
+        if result.status is RunStatus.WAITING_APPROVAL:
+            return result  # not ended: recorded (and observed) once it ends
         if self.writer is not None:
             self.writer.submit(run_record(result))
         for observer in self.after_run:
@@ -537,17 +641,22 @@ class Runner:
     async def _execute(
         self,
         compiled: CompiledAgent,
-        prompt: str,
+        prompt: str | None,
         deps: RunDeps,
         recorder: RunRecorder,
         stream: bool,
         run_timeout: float | None,
         cancel: asyncio.Event | None,
         model_settings: Mapping[str, Any] | None = None,
+        *,
+        history: list[ModelMessage] | None = None,
+        deferred: DeferredToolResults | None = None,
     ) -> Any:
         handler = _stream_handler(recorder) if stream else None
         work = compiled.agent.run(
             prompt,
+            message_history=history,
+            deferred_tool_results=deferred,
             deps=deps,
             usage_limits=compiled.usage_limits,
             event_stream_handler=handler,
@@ -564,7 +673,38 @@ class Runner:
             if timer.expired():
                 raise _RunTimedOut() from None
             raise
-        return result.output
+        return result
+
+
+def _escalation_in(exc: BaseException) -> RunEscalated | None:
+    """The escalation that ended a run, also when it comes out of a task group of tool calls."""
+    if isinstance(exc, RunEscalated):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _escalation_in(inner)
+            if found is not None:
+                return found
+    cause = exc.__cause__
+    return _escalation_in(cause) if cause is not None and cause is not exc else None
+
+
+def _rejected_calls(resume: Resume, at: datetime) -> list[ToolCall]:
+    """The calls reviewers rejected, as the record shows them (the tool never ran)."""
+    tools = {c.get("call_id"): c.get("name", "") for c in resume.state.tool_calls}
+    return [
+        ToolCall(
+            call_id=call_id,
+            name=str(tools.get(call_id, "")),
+            args=dict(decision.args or {}),
+            started_at=at,
+            status="rejected",
+            error=f"rejected by {decision.by or 'a reviewer'}"
+            + (f": {decision.reason}" if decision.reason else ""),
+        )
+        for call_id, decision in resume.decisions.items()
+        if not decision.approved
+    ]
 
 
 async def _guard_text(

@@ -28,13 +28,16 @@ from pydantic_ai.exceptions import ApprovalRequired, CallDeferred, ModelRetry, T
 from pydantic_ai.tools import Tool
 from pydantic_core import to_jsonable_python
 
+from keel.config.approvals import AgentApprovals
 from keel.config.project import ResolvedTool
 from keel.config.schema import CircuitBreakerConfig, RetryOptions, ToolConfig
 from keel.errors import ErrorCategory, ToolFailure
 from keel.gateway.keys import Scope
 from keel.gateway.principal import DEFAULT_TENANT, Principal
+from keel.runtime.approval import APPROVAL_REASON, Gate, gate_for
 from keel.runtime.circuit import CircuitRegistry, Outcome, Permit, Refusal
 from keel.runtime.circuit_guard import ToolCircuit
+from keel.runtime.escalation import RunEscalated
 from keel.runtime.events import ToolFinished, ToolStarted
 from keel.runtime.recorder import RunRecorder, current_recorder, tracing_of
 from keel.runtime.result import ToolCall
@@ -85,10 +88,14 @@ class ToolPolicy:
     backoff: RetryOptions
     on_failure: str
     circuit: ToolCircuit | None = None
+    gate: Gate | None = None  # every call needs a person's approval
 
 
 def policy_for(
-    tool: ToolConfig, default_timeout: float | None, circuit: ToolCircuit | None = None
+    tool: ToolConfig,
+    default_timeout: float | None,
+    circuit: ToolCircuit | None = None,
+    approvals: AgentApprovals | None = None,
 ) -> ToolPolicy:
     retry = tool.retry
     backoff = RetryOptions(
@@ -103,6 +110,7 @@ def policy_for(
         backoff=backoff,
         on_failure=tool.on_failure,
         circuit=circuit,
+        gate=gate_for(tool.approval, approvals or AgentApprovals()),
     )
 
 
@@ -112,6 +120,7 @@ def build_tools(
     *,
     circuits: CircuitRegistry | None = None,
     circuit_breaker: CircuitBreakerConfig | None = None,
+    approvals: AgentApprovals | None = None,
 ) -> list[Tool[RunDeps]]:
     """pydantic-ai tools whose every call goes through the tool's `ToolPolicy`. With `circuits`,
     a tool whose breaker is enabled (the agent's `circuit_breaker`, with the tool's own keys
@@ -126,7 +135,7 @@ def build_tools(
         if circuits is not None and settings.enabled:
             circuit = ToolCircuit(circuits.breaker("tool", resolved.name, settings))
         tool.function_schema = PolicyFunctionSchema.around(
-            tool.function_schema, policy_for(resolved.config, default_timeout, circuit)
+            tool.function_schema, policy_for(resolved.config, default_timeout, circuit, approvals)
         )
         built.append(tool)
     return built
@@ -188,6 +197,10 @@ class PolicyFunctionSchema(FunctionSchema):
                 return {"kind": "retry", "message": exc.message, "record": record}
             except ToolFailed as exc:
                 return {"kind": "failed", "message": exc.message, "record": record}
+            except ApprovalRequired as exc:
+                return {"kind": "approval", "metadata": exc.metadata or {}, "record": record}
+            except RunEscalated as exc:
+                return {"kind": "escalate", "trigger": exc.trigger, "message": exc.reason, "record": record}
             except ToolFailure as exc:
                 return {
                     "kind": "failure",
@@ -204,6 +217,10 @@ class PolicyFunctionSchema(FunctionSchema):
             raise ModelRetry(message)
         if kind == "failed":
             raise ToolFailed(message)
+        if kind == "approval":
+            raise ApprovalRequired(metadata=outcome.get("metadata") or None)
+        if kind == "escalate":
+            raise RunEscalated(outcome["trigger"], message)
         if kind == "failure":
             raise ToolFailure(message, category=ErrorCategory(outcome["category"]))
         return outcome["value"]
@@ -222,11 +239,18 @@ class PolicyFunctionSchema(FunctionSchema):
         t0 = time.perf_counter()
         with tool_span(tracing_of(recorder), name=name, call_id=record.call_id, args=args_dict) as span:
             try:
-                args_dict = await self._guarded(args_dict, record, span, recorder)
+                args_dict = await self._guarded(args_dict, ctx, policy, record, span, recorder)
                 result = await self._call_with_policy(args_dict, ctx, policy, record, span, recorder)
                 record.status = "ok"
                 span.ok(result, record.attempts)
                 return result
+            except (ApprovalRequired, RunEscalated) as exc:
+                span.failed(
+                    "waiting_approval" if isinstance(exc, ApprovalRequired) else "escalated",
+                    record.error or "",
+                    0,
+                )
+                raise
             except BaseException as exc:
                 span.failed(
                     "timeout" if record.status == "timeout" else "error",
@@ -294,26 +318,49 @@ class PolicyFunctionSchema(FunctionSchema):
             raise ToolFailed(message)
 
     async def _guarded(
-        self, args_dict: dict[str, Any], record: ToolCall, span: Any, recorder: RunRecorder | None
+        self,
+        args_dict: dict[str, Any],
+        ctx: RunContext[Any],
+        policy: ToolPolicy,
+        record: ToolCall,
+        span: Any,
+        recorder: RunRecorder | None,
     ) -> dict[str, Any]:
-        """The arguments after the agent's action guardrails (redacted), or ToolFailed: the model is
-        told the call was refused and why, and the tool does not run."""
-        guardrails = recorder.guardrails if recorder is not None else None
-        if recorder is None or guardrails is None or not guardrails.at("action"):
+        """The arguments after the agent's action guardrails (redacted), or:
+        - ToolFailed when a guardrail blocks: the model is told the call was refused and why;
+        - ApprovalRequired when the call needs a person's approval (the tool's `approval:`, or a
+          guardrail's `require_approval`) and this very call has not been approved yet;
+        - RunEscalated when an escalation trigger fires (a high-stakes tool, too many failures).
+        An approved call still passes the guardrails that block (edited arguments included)."""
+        if recorder is None:
             return args_dict
-        from keel.runtime.guarded import action_check, record_decisions
+        escalation = recorder.escalation
+        if escalation is not None:
+            escalate = escalation.check_action(self.name, [c for c in recorder.tool_calls if c is not record])
+            if escalate is not None:
+                record.status, record.error = "escalated", escalate.reason
+                raise escalate
+        needs = policy.gate.reason if policy.gate is not None else None
+        guardrails = recorder.guardrails
+        if guardrails is not None and guardrails.at("action"):
+            from keel.runtime.guarded import action_check, record_decisions
 
-        outcome = await guardrails.run(action_check(recorder, self.name, args_dict, record))
-        record_decisions(recorder, "action", outcome, span)
-        if outcome.verdict in ("block", "require_approval"):
-            record.status = "error"
-            record.error = f"blocked by a guardrail: {outcome.reason}"
-            raise ToolFailed(
-                f"Tool {self.name!r} was not run: a guardrail refused this call ({outcome.reason}). "
-                "Do not try to get around it; answer without this call or explain that it is not allowed."
-            )
-        if outcome.args is not None and outcome.verdict == "redact":
-            return dict(outcome.args)
+            outcome = await guardrails.run(action_check(recorder, self.name, args_dict, record))
+            record_decisions(recorder, "action", outcome, span)
+            if outcome.verdict == "block":
+                record.status = "error"
+                record.error = f"blocked by a guardrail: {outcome.reason}"
+                raise ToolFailed(
+                    f"Tool {self.name!r} was not run: a guardrail refused this call ({outcome.reason}). "
+                    "Do not try to get around it; answer without this call or explain that it is not allowed."
+                )
+            if outcome.verdict == "require_approval":
+                needs = outcome.reason
+            elif outcome.args is not None and outcome.verdict == "redact":
+                args_dict = dict(outcome.args)
+        if needs is not None and not ctx.tool_call_approved:
+            record.status, record.error = "waiting_approval", f"waiting for approval: {needs}"
+            raise ApprovalRequired(metadata={APPROVAL_REASON: needs})
         return args_dict
 
     def _refused(self, refusal: Refusal, policy: ToolPolicy, record: ToolCall) -> ToolFailed | ToolFailure:

@@ -1,0 +1,247 @@
+"""Approval gates and escalation in `Runner.run`: a gated call stops the run, decisions resume it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
+from pydantic_ai.models import Model
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+from keel.config import load_project
+from keel.config.project import ResolvedModel
+from keel.runtime.approval import Decision, PausedState, Resume
+from keel.runtime.result import RunResult, RunStatus
+from keel.runtime.runner import Runner
+
+TOOLS = '''
+PAID: list[int] = []
+
+
+def pay(amount: int, to: str) -> str:
+    """Pay an amount."""
+    PAID.append(amount)
+    return f"paid {amount} to {to}"
+
+
+def lookup(q: str) -> str:
+    """Look something up."""
+    return "nothing found"
+'''
+
+
+def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    """Pays 100 (then 200, 300... after each refusal); reports what the tool said once it ran."""
+    user = next(str(p.content) for m in messages for p in getattr(m, "parts", []) if p.part_kind == "user-prompt")
+    returns = [p for m in messages for p in getattr(m, "parts", []) if isinstance(p, ToolReturnPart)]
+    if user.startswith("json"):
+        return ModelResponse(parts=[TextPart(json.dumps({"answer": "maybe", "confidence": 0.2}))])
+    if user.startswith("lookup"):
+        if len(returns) < 3:
+            return ModelResponse(parts=[ToolCallPart("lookup", {"q": "x"}, tool_call_id=f"l{len(returns)}")])
+        return ModelResponse(parts=[TextPart("gave up")])
+    if returns and str(returns[-1].content).startswith("paid"):
+        return ModelResponse(parts=[TextPart(f"done: {returns[-1].content}")])
+    if len(returns) >= 4:
+        return ModelResponse(parts=[TextPart("I could not pay")])
+    amount = 100 * (len(returns) + 1)
+    return ModelResponse(parts=[ToolCallPart("pay", {"amount": amount, "to": "bob"}, tool_call_id=f"c{len(returns)}")])
+
+
+def factory(resolved: ResolvedModel) -> Model:
+    return FunctionModel(model)
+
+
+def project(root: Path, agent_extra: str = "", tool: str = "  - {function: tools_pay:pay, approval: {reason: money leaves}}\n") -> Path:
+    (root / "agents").mkdir(parents=True)
+    (root / "keel.yaml").write_text(
+        "project: a\nmodels:\n  m: {provider: openai-compatible, model: m, base_url: 'http://127.0.0.1:9/v1'}\n"
+        "storage: {enabled: false}\ntracing: {enabled: false}\n"
+    )
+    (root / "tools_pay.py").write_text(TOOLS)
+    (root / "agents" / "payer.yaml").write_text(
+        "model: m\ninstructions: Pay people.\ntools:\n" + tool + "  - {function: tools_pay:lookup}\n" + agent_extra
+    )
+    return root
+
+
+def paid() -> list[int]:
+    import tools_pay  # type: ignore[import-not-found]
+
+    return list(tools_pay.PAID)
+
+
+@pytest.fixture
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Runner:
+    root = project(tmp_path)
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.delitem(__import__("sys").modules, "tools_pay", raising=False)
+    return Runner(load_project(root), model_factory=factory)
+
+
+def go(runner: Runner, text: str = "pay bob", **kw: Any) -> RunResult:
+    return asyncio.run(runner.run("payer", text, run_id="r1", **kw))
+
+
+def resume_of(result: RunResult, **decisions: Decision) -> Resume:
+    assert result.paused is not None
+    return Resume(PausedState.from_dict(json.loads(json.dumps(result.paused))), decisions)
+
+
+def test_gated_call_stops_the_run_and_does_not_run(runner: Runner) -> None:
+    result = go(runner)
+    assert result.status is RunStatus.WAITING_APPROVAL
+    assert result.output is None
+    assert [(a["tool"], a["args"], a["reason"]) for a in result.approvals] == [
+        ("pay", {"amount": 100, "to": "bob"}, "money leaves")
+    ]
+    assert result.approvals[0]["on_timeout"] == "reject" and result.approvals[0]["timeout_s"] == 86_400
+    assert paid() == []
+    assert result.to_dict()["approvals"] == result.approvals and "paused" not in result.to_dict()
+
+
+def test_approved_call_runs_once_and_the_run_ends(runner: Runner) -> None:
+    first = go(runner)
+    call_id = first.approvals[0]["call_id"]
+    final = go(runner, resume=resume_of(first, **{call_id: Decision(True, by="ann")}))
+    assert final.status is RunStatus.SUCCEEDED, final.error
+    assert final.output == "done: paid 100 to bob"
+    assert paid() == [100]
+    # The record covers the whole run: both model requests, the request for approval and the call.
+    assert final.model_requests == 2
+    assert [(c.name, c.status) for c in final.tool_calls] == [("pay", "waiting_approval"), ("pay", "ok")]
+    assert final.started_at == first.started_at
+
+
+def test_edited_arguments_are_what_the_tool_gets(runner: Runner) -> None:
+    first = go(runner)
+    call_id = first.approvals[0]["call_id"]
+    final = go(runner, resume=resume_of(first, **{call_id: Decision(True, args={"amount": 90, "to": "bob"})}))
+    assert final.output == "done: paid 90 to bob"
+    assert paid() == [90]
+
+
+def test_rejection_reaches_the_model_and_each_new_attempt_needs_approval(runner: Runner) -> None:
+    result = go(runner)
+    amounts = []
+    for _ in range(3):
+        assert result.status is RunStatus.WAITING_APPROVAL
+        amounts.append(result.approvals[0]["args"]["amount"])
+        cid = result.approvals[0]["call_id"]
+        result = go(runner, resume=resume_of(result, **{cid: Decision(False, reason="too much", by="ann")}))
+    assert amounts == [100, 200, 300]
+    assert paid() == []
+    assert result.status is RunStatus.WAITING_APPROVAL and result.approvals[0]["args"]["amount"] == 400
+    rejected = [c for c in result.tool_calls if c.status == "rejected"]
+    assert len(rejected) == 3 and "too much" in (rejected[0].error or "")
+    assert PausedState.from_dict(result.paused or {}).pauses == 4
+
+
+def test_max_pauses_escalates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = project(tmp_path, "approvals: {max_pauses: 2}\n")
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.delitem(__import__("sys").modules, "tools_pay", raising=False)
+    runner = Runner(load_project(root), model_factory=factory)
+    result = go(runner)
+    for _ in range(2):
+        cid = result.approvals[0]["call_id"]
+        result = go(runner, resume=resume_of(result, **{cid: Decision(False)}))
+    assert result.status is RunStatus.ESCALATED
+    assert result.escalation is not None and result.escalation["trigger"] == "max_pauses"
+    assert paid() == []
+
+
+def test_guardrail_can_require_approval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "checks.py").write_text(
+        "from keel.guardrails.policy import Decision\n"
+        "def big(check):\n"
+        "    if check.args and check.args.get('amount', 0) > 150:\n"
+        "        return Decision('require_approval', 'big', 'over 150')\n"
+        "    return None\n"
+    )
+    root = project(
+        tmp_path,
+        "guardrails:\n  - {type: python, function: 'checks:big', points: [action]}\n",
+        tool="  - {function: tools_pay:pay}\n",
+    )
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.delitem(__import__("sys").modules, "tools_pay", raising=False)
+    runner = Runner(load_project(root), model_factory=factory)
+    result = go(runner)
+    assert result.status is RunStatus.SUCCEEDED and paid() == [100]  # under the ceiling: no gate
+    over = asyncio.run(runner.run("payer", "pay bob", run_id="r2", resume=None))
+    assert over.status is RunStatus.SUCCEEDED  # same again (the model pays 100 first)
+
+
+def test_guardrail_requiring_approval_gates_the_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "checks.py").write_text(
+        "from keel.guardrails.policy import Decision\n"
+        "def big(check):\n"
+        "    if check.args and check.args.get('amount', 0) > 50:\n"
+        "        return Decision('require_approval', 'big', 'over 50')\n"
+        "    return None\n"
+    )
+    root = project(
+        tmp_path,
+        "guardrails:\n  - {type: python, function: 'checks:big', points: [action]}\n",
+        tool="  - {function: tools_pay:pay}\n",
+    )
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.delitem(__import__("sys").modules, "tools_pay", raising=False)
+    monkeypatch.delitem(__import__("sys").modules, "checks", raising=False)
+    runner = Runner(load_project(root), model_factory=factory)
+    first = go(runner)
+    assert first.status is RunStatus.WAITING_APPROVAL and paid() == []
+    assert first.approvals[0]["reason"] == "big: over 50"
+    cid = first.approvals[0]["call_id"]
+    final = go(runner, resume=resume_of(first, **{cid: Decision(True)}))
+    assert final.status is RunStatus.SUCCEEDED and paid() == [100]
+
+
+def test_escalation_on_request_for_a_person(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = project(tmp_path, "escalation: {human_request: true}\n")
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.delitem(__import__("sys").modules, "tools_pay", raising=False)
+    runner = Runner(load_project(root), model_factory=factory)
+    result = go(runner, "pay bob, or let me talk to a human please")
+    assert result.status is RunStatus.ESCALATED and result.model_requests == 0
+    assert result.escalation is not None and result.escalation["trigger"] == "human_request"
+    assert "talk to a human" in result.escalation["summary"]
+
+
+def test_escalation_after_failed_attempts_has_a_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = project(
+        tmp_path,
+        "escalation: {failed_attempts: 2}\n",
+        tool="  - {function: tools_pay:pay}\n",
+    )
+    (root / "tools_pay.py").write_text(TOOLS.replace('return "nothing found"', 'raise RuntimeError("index down")'))
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.delitem(__import__("sys").modules, "tools_pay", raising=False)
+    runner = Runner(load_project(root), model_factory=factory)
+    result = go(runner, "lookup the invoice")
+    assert result.status is RunStatus.ESCALATED
+    assert result.escalation is not None and result.escalation["trigger"] == "failed_attempts"
+    summary = result.escalation["summary"]
+    assert "lookup the invoice" in summary and "index down" in summary and summary.count("lookup(") == 3
+
+
+def test_escalation_on_high_stakes_tool_and_low_confidence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = project(
+        tmp_path,
+        "escalation: {tools: [pay], confidence: {field: confidence, below: 0.5}}\n",
+        tool="  - {function: tools_pay:pay}\n",
+    )
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.delitem(__import__("sys").modules, "tools_pay", raising=False)
+    runner = Runner(load_project(root), model_factory=factory)
+    result = go(runner)
+    assert result.status is RunStatus.ESCALATED and result.escalation["trigger"] == "high_stakes_tool"  # type: ignore[index]
+    assert paid() == []
+    low = go(runner, "json please")
+    assert low.status is RunStatus.ESCALATED and low.escalation["trigger"] == "confidence"  # type: ignore[index]
+    assert "0.2" in low.escalation["reason"]  # type: ignore[index]
