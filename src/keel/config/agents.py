@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from keel.config.files import ReadProblem, project_file, read_text
+from keel.config.guardrails import guardrail_issues
 from keel.config.json_schemas import resolve_schema
 from keel.config.model_refs import resolve_chain
 from keel.config.project import AgentSpec, PromptBinding, ResolvedModel, ResolvedTool
@@ -40,6 +41,10 @@ class ProjectContext:
     importer: Importer | None = None
     deploy_label: str = "production"
     """The label agents follow when their `instructions: {prompt: ...}` names none."""
+    agent_names: frozenset[str] | None = None
+    """The project's agents (file names), for settings that name one (a grounding judge)."""
+    storage_enabled: bool | None = None
+    """Whether keel.yaml turns storage on (None: unknown, keel.yaml is invalid)."""
     project_unreadable: bool = False
     """keel.yaml could not be read: its models and defaults are unknown, so checks that depend on
     them (named models, required fields a default may provide) are skipped instead of misleading."""
@@ -95,6 +100,15 @@ def build_agent(
         primary, fallbacks, ctx.named_models, ctx.skip_model, doc, names=names
     )
     issues += problems
+    if clean("guardrails"):
+        issues += guardrail_issues(
+            data.get("guardrails"),
+            doc,
+            ("guardrails",),
+            ctx.root,
+            agents=ctx.agent_names,
+            storage=ctx.storage_enabled,
+        )
     tools: tuple[ResolvedTool, ...] = ()
     if ctx.importer is not None:
         candidates = [(i, tool) for i, tool in _tool_configs(data.get("tools")) if clean("tools", i)]

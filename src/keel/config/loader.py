@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from keel.config.agents import ProjectContext, build_agent
+from keel.config.guardrails import guardrail_issues
 from keel.config.interpolate import interpolate
 from keel.config.merge import merge_layers
 from keel.config.project import AgentSpec, Project
@@ -94,6 +95,10 @@ class _Loading:
     def run(self) -> Project | None:
         config, defaults, ctx = self._project_file()
         agent_files, defaults_file = self._agent_files()
+        ctx.agent_names = frozenset(path.stem for path in agent_files)
+        if config is not None:
+            ctx.storage_enabled = config.storage.enabled
+            self._tenant_issues(config, ctx.agent_names)
         local_defaults = self._read_defaults(defaults_file) if defaults_file is not None else None
         agents: dict[str, AgentSpec] = {}
         folders = self._python_path()
@@ -113,6 +118,20 @@ class _Loading:
         if config is None:
             return None
         return Project(root=self.root, config=config, agents=dict(sorted(agents.items())))
+
+    def _tenant_issues(self, config: ProjectConfig, agents: frozenset[str]) -> None:
+        """keel.yaml `tenants.<id>.guardrails`: what needs the project (judges, schema files, storage)."""
+        if self.project_doc is None:
+            return
+        for tenant, settings in config.tenants.items():
+            self.issues += guardrail_issues(
+                settings.guardrails,
+                self.project_doc,
+                ("tenants", tenant, "guardrails"),
+                self.root,
+                agents=agents,
+                storage=config.storage.enabled,
+            )
 
     def rel(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()

@@ -518,6 +518,16 @@ class TracingConfig(_Strict):
     service_name: str = Field(default="keel", description="The service.name resource attribute.")
 
 
+class TenantConfig(_Strict):
+    """Settings of one tenant's runs (keel.yaml `tenants:`)."""
+
+    guardrails: list[Annotated[dict[str, Any], AfterValidator(_guardrail)]] = Field(
+        default=[],
+        description="Guardrails for this tenant's runs of every agent, after the agent's own "
+        "(docs/guardrails.md#per-tenant-guardrails).",
+    )
+
+
 class ProjectConfig(_Strict):
     """`keel.yaml`: project-wide settings."""
 
@@ -536,4 +546,7 @@ class ProjectConfig(_Strict):
     gateway: GatewayConfig = GatewayConfig()
     prompts: PromptsConfig = PromptsConfig()
     evals: ProjectEvalsConfig = ProjectEvalsConfig()
+    tenants: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:@-]{1,128}$")], TenantConfig] = Field(
+        default={}, description="Per-tenant settings, by tenant id: their extra guardrails."
+    )
     approvals: ApprovalsConfig = ApprovalsConfig()

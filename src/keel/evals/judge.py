@@ -20,11 +20,55 @@ evaluation with the reason, never the whole evaluation.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from keel.errors import UsageError
 from keel.evals.evaluators import EvalContext
 from keel.evals.model import Case, Observation, Score
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What a judge agent said: a score from 0 to 1 and its reason, or no score and why not."""
+
+    score: float | None
+    reason: str
+    run_id: str
+
+    @property
+    def failed(self) -> bool:
+        return self.score is None
+
+
+async def ask_judge(
+    runner: Any,
+    agent: str,
+    payload: Mapping[str, Any],
+    *,
+    tenant_id: str | None,
+    metadata: Mapping[str, Any],
+    tags: Sequence[str] = (),
+) -> Judgement:
+    """Run the judge `agent` of `runner`'s project on `payload` (one JSON input) as a run of its
+    own (trigger `eval`, in `tenant_id`, traced and costed like any run) and read its score.
+    Shared by the evals' `judge` evaluator and the `grounding` guardrail."""
+    result = await runner.run(
+        agent,
+        json.dumps(dict(payload), ensure_ascii=False, default=str),
+        trigger="eval",
+        tenant_id=tenant_id,
+        metadata=dict(metadata),
+        tags=tuple(tags),
+    )
+    if not result.succeeded:
+        reason = result.error.message if result.error else result.status.value
+        return Judgement(None, f"the judge's run {result.status.value}: {reason}", result.run_id)
+    score, reason = _read(result.output)
+    if score is None:
+        return Judgement(None, f"the judge gave no score: {str(result.output)[:200]}", result.run_id)
+    return Judgement(score, reason, result.run_id)
 
 
 class Judge:
@@ -43,20 +87,16 @@ class Judge:
             "expected": case.expected,
             "output": observation.output,
         }
-        result = await runner.run(
+        judgement = await ask_judge(
+            runner,
             self.agent,
-            json.dumps(payload, ensure_ascii=False, default=str),
-            trigger="eval",
+            payload,
             tenant_id=observation.tenant_id,
             metadata={"judged_run": observation.run_id, "case": case.id},
         )
-        if not result.succeeded:
-            reason = result.error.message if result.error else result.status.value
-            return Score(self.name, 0.0, False, f"the judge's run {result.status.value}: {reason}")
-        score, reason = _read(result.output)
-        if score is None:
-            return Score(self.name, 0.0, False, f"the judge gave no score: {str(result.output)[:200]}")
-        return Score(self.name, score, score >= self.threshold, reason)
+        if judgement.score is None:
+            return Score(self.name, 0.0, False, judgement.reason)
+        return Score(self.name, judgement.score, judgement.score >= self.threshold, judgement.reason)
 
 
 def _read(output: Any) -> tuple[float | None, str]:

@@ -11,8 +11,14 @@
 | `argument` | action | block a call of `tool` whose argument `arg` (a dotted path) breaks `max`, `min`, `pattern`, `one_of` or `domains` (an email or URL's domain must be one of them) |
 | `max_calls` | action | block beyond `per_run` tool calls in a run, or `per_tool` calls of one tool |
 | `python` | `points` | your function `(check) -> Decision | bool | None` (`module:callable`, sync or async) |
+| `json_schema` | output | `verdict` (block or warn) when the answer is not JSON matching `schema` (inline) or `schema_file` |
+| `grounding` | output | `verdict` (block or warn) when the `judge` agent scores the answer's support by the run's retrieved context below `threshold` |
+| `rate_limit` | action | block beyond `calls` calls of `tool` (or of every tool) per `window`, counted `per` tenant, user or run |
+| `spend_cap` | action | block a call of `tool` that would take the sum of `arg` (or `cost` per call) past `per_run` or `per_tenant_day` |
 
 Every guardrail has an optional `name` (default: its type); `points` may narrow where it applies.
+The last four live in `keel.guardrails.answer` and `keel.guardrails.limits`; they need what `Env`
+gives them (the project root, the runner for the judge, the database, the gateway's Redis).
 """
 
 from __future__ import annotations
@@ -21,9 +27,10 @@ import inspect
 import json
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from keel.errors import UsageError
 from keel.guardrails.policy import POINTS, Check, Decision, Guardrail, Point, allow
@@ -102,6 +109,77 @@ class PythonSpec(_Spec):
     function: Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")]
 
 
+class JsonSchemaSpec(_Spec):
+    type: Literal["json_schema"]
+    schema_: Annotated[dict[str, Any] | None, Field(alias="schema")] = None
+    schema_file: Annotated[str | None, Field(min_length=1)] = None
+    verdict: Literal["block", "warn"] = "block"
+    max_errors: Annotated[int, Field(ge=1, le=50)] = 3
+
+    @field_validator("schema_")
+    @classmethod
+    def _valid_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            from jsonschema import Draft202012Validator
+            from jsonschema.exceptions import SchemaError
+
+            try:
+                Draft202012Validator.check_schema(value)
+            except SchemaError as exc:
+                raise ValueError(f"not a valid JSON Schema: {exc.message}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_schema(self) -> JsonSchemaSpec:
+        if (self.schema_ is None) == (self.schema_file is None):
+            raise ValueError("set exactly one of schema (inline) or schema_file")
+        return self
+
+
+class GroundingSpec(_Spec):
+    type: Literal["grounding"]
+    judge: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
+    threshold: Annotated[float, Field(ge=0, le=1)] = 0.7
+    verdict: Literal["block", "warn"] = "block"
+    tools: list[str] | None = None
+    no_context: Literal["allow", "warn", "block"] = "allow"
+    on_error: Literal["block", "allow"] = "block"
+    max_context_chars: Annotated[int, Field(ge=100, le=1_000_000)] = 50_000
+
+
+class RateLimitSpec(_Spec):
+    type: Literal["rate_limit"]
+    tool: str | None = None
+    calls: Annotated[int, Field(ge=1)]
+    window: str | int = "1m"
+    per: Literal["tenant", "user", "run"] = "tenant"
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str | int) -> str | int:
+        from keel.config.gateway import duration_seconds
+
+        duration_seconds(value)
+        return value
+
+
+class SpendCapSpec(_Spec):
+    type: Literal["spend_cap"]
+    tool: str
+    arg: Annotated[str | None, Field(min_length=1)] = None
+    cost: Annotated[float | None, Field(gt=0)] = None
+    per_run: Annotated[float | None, Field(gt=0)] = None
+    per_tenant_day: Annotated[float | None, Field(gt=0)] = None
+
+    @model_validator(mode="after")
+    def _settings(self) -> SpendCapSpec:
+        if (self.arg is None) == (self.cost is None):
+            raise ValueError("set exactly one of arg (the argument summed) or cost (a fixed cost per call)")
+        if self.per_run is None and self.per_tenant_day is None:
+            raise ValueError("set per_run, per_tenant_day or both")
+        return self
+
+
 GuardrailSpec = Annotated[
     MaxInputSpec
     | InjectionSpec
@@ -111,11 +189,29 @@ GuardrailSpec = Annotated[
     | ToolsSpec
     | ArgumentSpec
     | MaxCallsSpec
-    | PythonSpec,
+    | PythonSpec
+    | JsonSchemaSpec
+    | GroundingSpec
+    | RateLimitSpec
+    | SpendCapSpec,
     Field(discriminator="type"),
 ]
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(GuardrailSpec)
-TYPES = ("max_input", "injection", "pii", "deny", "prompt_leak", "tools", "argument", "max_calls", "python")
+TYPES = (
+    "max_input",
+    "injection",
+    "pii",
+    "deny",
+    "prompt_leak",
+    "tools",
+    "argument",
+    "max_calls",
+    "python",
+    "json_schema",
+    "grounding",
+    "rate_limit",
+    "spend_cap",
+)
 _DEFAULT_POINTS: dict[str, frozenset[Point]] = {
     "max_input": frozenset({"input"}),
     "injection": frozenset({"input"}),
@@ -126,7 +222,28 @@ _DEFAULT_POINTS: dict[str, frozenset[Point]] = {
     "argument": frozenset({"action"}),
     "max_calls": frozenset({"action"}),
     "python": frozenset(POINTS),
+    "json_schema": frozenset({"output"}),
+    "grounding": frozenset({"output"}),
+    "rate_limit": frozenset({"action"}),
+    "spend_cap": frozenset({"action"}),
 }
+
+
+@dataclass(frozen=True)
+class Env:
+    """What guardrails may need besides their settings, given by whoever builds them (the runner).
+
+    `scope` names where the guardrail is configured (`agent:<name>` or `tenant:<id>`): counters of
+    rate limits and spend caps are kept per scope and guardrail name, so two agents' limits of the
+    same name do not share a count, while a tenant's guardrail counts across all its agents."""
+
+    root: Any = None  # the project folder (schema files, python guardrails)
+    scope: str = "agent"
+    runner: Any = None  # keel.runtime.runner.Runner: runs the grounding judge
+    database_url: str | None = None  # spend caps per tenant per day (None: counted in this process)
+    rate_limits: Any = None  # keel.config.gateway.RateLimitsConfig: its Redis, when it has one
+    environ: Mapping[str, str] = field(default_factory=dict)
+    shared: dict[str, Any] = field(default_factory=dict)  # per-runner objects (limiters, stores)
 
 
 def parse_spec(raw: Mapping[str, Any]) -> Any:
@@ -140,6 +257,7 @@ def parse_spec(raw: Mapping[str, Any]) -> Any:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"][1:])
         message = "unknown setting" if first["type"] == "extra_forbidden" else first["msg"]
+        message = message.removeprefix("Value error, ")
         raise GuardrailConfigError(f"{raw['type']}: {where or 'settings'}: {message}", where) from None
     if isinstance(spec, PiiSpec) and spec.types is not None:
         from keel.guardrails.pii import ALL_TYPES
@@ -156,7 +274,7 @@ def parse_spec(raw: Mapping[str, Any]) -> Any:
     return spec
 
 
-def build(raw: Mapping[str, Any], *, root: Any = None) -> Guardrail:
+def build(raw: Mapping[str, Any], *, root: Any = None, env: Env | None = None) -> Guardrail:
     spec = parse_spec(raw)
     name = spec.name or spec.type
     default = _DEFAULT_POINTS[spec.type]
@@ -164,16 +282,26 @@ def build(raw: Mapping[str, Any], *, root: Any = None) -> Guardrail:
     outside = points - default
     if outside:
         raise GuardrailConfigError(f"{spec.type}: points: it does not apply at {sorted(outside)}", "points")
-    check = _checks[type(spec)](spec, name, root)
-    return _Fn(name, points, check)
+    env = env if env is not None else Env(root=root)
+    if type(spec) in _needs_env:
+        built = _needs_env[type(spec)](spec, name, env)
+        check: Checker = built
+        wants_context = isinstance(spec, GroundingSpec)
+    else:
+        check = _checks[type(spec)](spec, name, env.root)
+        wants_context = False
+    return _Fn(name, points, check, wants_context=wants_context)
 
 
 Checker = Callable[[Check], Any]
 
 
 class _Fn:
-    def __init__(self, name: str, points: frozenset[Point], check: Checker) -> None:
+    def __init__(
+        self, name: str, points: frozenset[Point], check: Checker, *, wants_context: bool = False
+    ) -> None:
         self.name, self.points, self._check = name, points, check
+        self.wants_context = wants_context  # reads Check.context: the run's tool results are kept
 
     async def check(self, check: Check) -> Decision:
         result = self._check(check)
@@ -402,6 +530,38 @@ _checks: dict[type, Callable[[Any, str, Any], Checker]] = {
     ArgumentSpec: _argument,
     MaxCallsSpec: _max_calls,
     PythonSpec: _python,
+}
+
+
+def _json_schema(spec: Any, name: str, env: Env) -> Checker:
+    from keel.guardrails.answer import json_schema_check
+
+    return json_schema_check(spec, name, env)
+
+
+def _grounding(spec: Any, name: str, env: Env) -> Checker:
+    from keel.guardrails.answer import grounding_check
+
+    return grounding_check(spec, name, env)
+
+
+def _rate_limit(spec: Any, name: str, env: Env) -> Checker:
+    from keel.guardrails.limits import rate_limit_check
+
+    return rate_limit_check(spec, name, env)
+
+
+def _spend_cap(spec: Any, name: str, env: Env) -> Checker:
+    from keel.guardrails.limits import spend_cap_check
+
+    return spend_cap_check(spec, name, env)
+
+
+_needs_env: dict[type, Callable[[Any, str, Env], Checker]] = {
+    JsonSchemaSpec: _json_schema,
+    GroundingSpec: _grounding,
+    RateLimitSpec: _rate_limit,
+    SpendCapSpec: _spend_cap,
 }
 
 

@@ -19,6 +19,10 @@ raises blocks (deny unless allowed), with the error as its reason.
 Writing your own: any object with `name`, `points` and `async check(check) -> Decision`, or a plain
 function `(check) -> Decision | bool | None` wrapped by `FunctionGuardrail` (keel.guardrails.builtin
 `python`).
+
+Per-tenant guardrails: `Guardrails(agent_list, tenants={"acme": acme_list})` runs the agent's list,
+then the list of the check's tenant (`check.tenant_id`), as one chain; other tenants' runs see only
+the agent's.
 """
 
 from __future__ import annotations
@@ -37,6 +41,17 @@ _STRENGTH: dict[str, int] = {"allow": 0, "warn": 1, "redact": 2, "require_approv
 
 
 @dataclass(frozen=True)
+class ContextItem:
+    """Something the run retrieved: a tool's result (`source` `tool:<name>`) or a document
+    (`document:<name>`), as text. What a grounding check compares the answer with."""
+
+    source: str
+    text: str
+    tool: str | None = None  # the tool whose result this is (None for a document)
+    call_id: str | None = None
+
+
+@dataclass(frozen=True)
 class Check:
     """What a guardrail looks at. `text` for input and output; `tool` and `args` for an action."""
 
@@ -50,6 +65,13 @@ class Check:
     principal: str | None = None
     instructions: str | None = None  # the run's system prompt (for leak detection on output)
     tool_calls: Mapping[str, int] = field(default_factory=dict)  # calls so far in this run, per tool
+    user_id: str | None = None  # the user the run is for, when known
+    # The run's retrieved context so far (tool results, documents), in the order retrieved; filled
+    # for output checks (the grounding check reads it).
+    context: tuple[ContextItem, ...] = ()
+    # The run's tool calls so far (keel.runtime.result.ToolCall, with their arguments and status),
+    # this call excluded; filled for action checks (spend caps sum their arguments).
+    calls: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -94,19 +116,34 @@ class Outcome:
 
 
 class Guardrails:
-    """An agent's guardrails, in order."""
+    """An agent's guardrails, in order, and the extra guardrails of some tenants (after the agent's)."""
 
-    def __init__(self, guardrails: Sequence[Guardrail] = ()) -> None:
+    def __init__(
+        self, guardrails: Sequence[Guardrail] = (), *, tenants: Mapping[str, Sequence[Guardrail]] | None = None
+    ) -> None:
         self.guardrails = tuple(guardrails)
+        self.tenants: dict[str, tuple[Guardrail, ...]] = {
+            tenant: tuple(extra) for tenant, extra in (tenants or {}).items() if extra
+        }
 
-    def at(self, point: Point) -> bool:
-        return any(point in g.points for g in self.guardrails)
+    def for_tenant(self, tenant_id: str | None) -> tuple[Guardrail, ...]:
+        """The chain a run of `tenant_id` goes through: the agent's guardrails, then the tenant's."""
+        extra = self.tenants.get(tenant_id) if tenant_id is not None else None
+        return self.guardrails + extra if extra else self.guardrails
+
+    def at(self, point: Point, tenant_id: str | None = None) -> bool:
+        """Whether any guardrail applies at `point`: for `tenant_id`'s runs, or (None) for any tenant's."""
+        if tenant_id is None:
+            chains: list[tuple[Guardrail, ...]] = [self.guardrails, *self.tenants.values()]
+        else:
+            chains = [self.for_tenant(tenant_id)]
+        return any(point in g.points for chain in chains for g in chain)
 
     async def run(self, check: Check) -> Outcome:
         text, args = check.text, check.args
         decisions: list[Decision] = []
         verdict: Verdict = "allow"
-        for guardrail in self.guardrails:
+        for guardrail in self.for_tenant(check.tenant_id):
             if check.point not in guardrail.points:
                 continue
             current = Check(**{**check.__dict__, "text": text, "args": args})

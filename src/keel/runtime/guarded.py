@@ -40,7 +40,8 @@ def record_decisions(recorder: RunRecorder | None, point: str, outcome: Outcome,
 
 def action_check(recorder: RunRecorder, tool: str, args: dict[str, Any], current: Any) -> Check:
     """The check of a tool call: what the run has called so far (this call excluded)."""
-    counts = Counter(c.name for c in recorder.tool_calls if c is not current and c.status != "retry")
+    earlier = tuple(c for c in recorder.tool_calls if c is not current)
+    counts = Counter(c.name for c in earlier if c.status != "retry")
     return Check(
         point="action",
         agent=recorder.agent,
@@ -49,4 +50,6 @@ def action_check(recorder: RunRecorder, tool: str, args: dict[str, Any], current
         run_id=recorder.run_id,
         tenant_id=recorder.tenant_id,
         tool_calls=dict(counts),
+        user_id=recorder.user_id,
+        calls=earlier,
     )
