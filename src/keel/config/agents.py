@@ -100,9 +100,10 @@ def build_agent(
         primary, fallbacks, ctx.named_models, ctx.skip_model, doc, names=names
     )
     issues += problems
-    if clean("guardrails"):
+    if isinstance(data.get("guardrails"), list):  # each guardrail whose own settings are valid
+        valid = [g if clean("guardrails", i) else None for i, g in enumerate(data["guardrails"])]
         issues += guardrail_issues(
-            data.get("guardrails"),
+            valid,
             doc,
             ("guardrails",),
             ctx.root,

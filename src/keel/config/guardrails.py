@@ -16,7 +16,8 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from keel.config.json_schemas import resolve_schema
+from keel.config.files import project_file
+from keel.config.json_schemas import check_json_schema, load_schema_file
 from keel.config.yaml_source import Flat, Loc
 from keel.errors import ConfigIssue
 
@@ -52,8 +53,20 @@ def guardrail_issues(
         elif kind == "json_schema":
             ref = item.get("schema_file")
             if isinstance(ref, str) and ref:
-                _, problems = resolve_schema({"file": ref}, doc, at + ("schema_file",), root)
-                issues += problems
+                issues += schema_file_issues(ref, doc, (*at, "schema_file"), root)
         elif kind == "spend_cap" and storage is False and item.get("per_tenant_day") is not None:
             issues.append(doc.issue((*at, "per_tenant_day"), f"spend_cap: {SPEND_NEEDS_STORAGE}"))
     return issues
+
+
+def schema_file_issues(ref: str, doc: Flat, loc: Loc, root: Path) -> list[ConfigIssue]:
+    """Problems of the schema file `ref` (named at `loc`), checked as agents' schema files are."""
+    found = project_file(root, ref)
+    if isinstance(found, str):
+        return [doc.issue(loc, found)]
+    if found.path.suffix not in {".json", ".yaml", ".yml"}:
+        return [doc.issue(loc, f"schema files must end in .json, .yaml or .yml, not '{found.path.name}'")]
+    schema_doc, issues = load_schema_file(found)
+    if schema_doc is None:
+        return issues
+    return check_json_schema(schema_doc.data, schema_doc, ())

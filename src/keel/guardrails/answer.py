@@ -141,9 +141,13 @@ def grounding_check(spec: GroundingSpec, name: str, env: Env) -> Checker:
             if spec.on_error == "allow":
                 return Decision("warn", name, f"{reason}; allowed (on_error: allow)")
             return Decision("block", name, f"{reason}; blocked (a failed check does not let answers through)")
-        summary = f"grounding score {score:.2f} (threshold {spec.threshold:g})" + (f": {reason}" if reason else "")
+        summary = f"grounding score {score:.2f} (threshold {spec.threshold:g})" + (
+            f": {reason}" if reason else ""
+        )
         if score < spec.threshold:
-            return Decision(spec.verdict, name, f"the answer is not supported by the retrieved context: {summary}")
+            return Decision(
+                spec.verdict, name, f"the answer is not supported by the retrieved context: {summary}"
+            )
         return Decision("allow", name, summary)
 
     return check

@@ -546,11 +546,23 @@ def scan(
     return Scan(normalized, variants, tuple(spans), categories, _noisy_or(list(categories.values())), reasons)
 
 
+def rescale(probability: float, cut: float, target: float) -> float:
+    """Map [0, cut] onto [0, target] and [cut, 1] onto [target, 1], linearly: a probability at the
+    classifier's threshold becomes a score at the detector's."""
+    if probability < cut:
+        return target * probability / cut if cut > 0 else target
+    return target + (1.0 - target) * (probability - cut) / (1.0 - cut) if cut < 1 else 1.0
+
+
 class InjectionDetector:
     """Configured detection: thresholds, decoding limits, and whether the classifier layer is on.
 
-    `threshold` applies to the heuristic score, `classifier_threshold` to the classifier's
-    probability when `use_classifier` is on. The model is loaded once, on first use.
+    Without the classifier, `score` is the heuristic score and `flagged` is `score >= threshold`.
+    With `use_classifier`, the classifier's probability is rescaled so that its threshold
+    (`classifier_threshold`, default the model's) lands on `threshold`, and the score is the larger
+    of that and the heuristic score: either layer alone flags what it is confident about.
+    `classifier_only` scores with the rescaled probability alone. The model is loaded once, on
+    first use.
     """
 
     def __init__(
@@ -559,13 +571,15 @@ class InjectionDetector:
         threshold: float = DEFAULT_THRESHOLD,
         use_classifier: bool = False,
         classifier_threshold: float | None = None,
+        classifier_only: bool = False,
         limits: DecodeLimits = DEFAULT_LIMITS,
         rules: Sequence[Rule] = RULES,
         model_path: str | None = None,
     ) -> None:
         self.threshold = threshold
-        self.use_classifier = use_classifier
+        self.use_classifier = use_classifier or classifier_only
         self.classifier_threshold = classifier_threshold
+        self.classifier_only = classifier_only
         self.limits = limits
         self.rules = tuple(rules)
         self.model_path = model_path
@@ -573,26 +587,30 @@ class InjectionDetector:
     def detect(self, text: str) -> InjectionVerdict:
         found = scan(text, rules=self.rules, limits=self.limits)
         reasons = list(found.reasons)
+        heuristic = round(found.score, 4)
         if not self.use_classifier:
             return InjectionVerdict(
-                score=round(found.score, 4),
+                score=heuristic,
                 flagged=found.score >= self.threshold,
                 reasons=reasons,
                 spans=list(found.spans),
-                heuristic_score=round(found.score, 4),
+                heuristic_score=heuristic,
             )
         from keel.guardrails.injection_model import load_model
 
         model = load_model(self.model_path)
         probability = model.predict(found)
-        threshold = model.threshold if self.classifier_threshold is None else self.classifier_threshold
-        reasons.append(f"classifier: {probability:.3f} (threshold {threshold:.2f})")
+        cut = model.threshold if self.classifier_threshold is None else self.classifier_threshold
+        rescaled = rescale(probability, cut, self.threshold)
+        score = rescaled if self.classifier_only else max(found.score, rescaled)
+        flagged = score >= self.threshold
+        reasons.append(f"classifier: {probability:.3f} (threshold {cut:.2f})")
         return InjectionVerdict(
-            score=round(probability, 4),
-            flagged=probability >= threshold,
+            score=round(score, 4),
+            flagged=flagged,
             reasons=reasons,
             spans=list(found.spans),
-            heuristic_score=round(found.score, 4),
+            heuristic_score=heuristic,
             classifier_score=round(probability, 4),
         )
 
@@ -600,9 +618,11 @@ class InjectionDetector:
 def detect_injection(
     text: str, *, use_classifier: bool = False, threshold: float | None = None
 ) -> InjectionVerdict:
-    """Detect with default settings; `threshold` overrides the one of the active layer."""
+    """Detect with default settings; `threshold` overrides the one of the score (see `InjectionDetector`)."""
     if use_classifier:
-        return InjectionDetector(use_classifier=True, classifier_threshold=threshold).detect(text)
+        return InjectionDetector(
+            use_classifier=True, threshold=DEFAULT_THRESHOLD if threshold is None else threshold
+        ).detect(text)
     return InjectionDetector(threshold=DEFAULT_THRESHOLD if threshold is None else threshold).detect(text)
 
 

@@ -1,17 +1,21 @@
 """The optional classifier layer of prompt-injection detection: a logistic regression, pure Python.
 
-Features, hashed into `dims` buckets with CRC-32 (stable across processes and platforms):
+It reads the text only (not the heuristic findings), so its score is a second, independent
+opinion that `InjectionDetector` can combine with the rules' score.
 
-- word unigrams and bigrams of the normalized input and of its decoded variants;
-- character 4-grams of each distinct word (padded with spaces), which survive small spelling
-  changes and inflections;
-- the heuristic layer's findings: the strongest weight per category, the heuristic score, and
-  which decoding layers found a payload.
+Features of a piece of text (lower-cased, digits folded to 0): character 3-, 4- and 5-grams
+(across word boundaries, so `system:`, `<sys` and `ignor` are features; they survive inflection,
+spelling changes and related languages), word unigrams and word bigrams. Features are binary,
+scaled by 1/sqrt(their number). The model keeps a weight per feature string that training found
+useful (a sparse vocabulary, no hashing collisions); an unknown feature weighs nothing.
 
-Hashed n-gram features are binary and scaled by 1/sqrt(their number), so long texts don't
-dominate. The weights are trained offline by `bench/train_injection_classifier.py` on the
-training split of the shipped evaluation set and stored in `injection_model.json` beside this
-module (sparse: only the buckets training touched). Nothing is downloaded at run time.
+A text is scored in windows (`WINDOW` characters, half overlapping) and so is each decoded
+variant (base64, hex, ...); the probability is the highest of any window. An instruction hidden in
+one paragraph of a long document is judged on its own paragraph, not diluted by the rest.
+
+The weights are trained offline by `bench/train_injection_classifier.py` (the training split of
+the shipped evaluation set plus generated texts, deterministically) and stored in
+`injection_model.json` beside this module. Nothing is downloaded at run time.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import itertools
 import json
 import math
 import re
-import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -30,44 +34,50 @@ if TYPE_CHECKING:
     from keel.guardrails.injection import Scan
 
 MODEL_PATH = Path(__file__).with_name("injection_model.json")
-FORMAT = "keel-injection-logreg/1"
-DEFAULT_DIMS = 1 << 16
-MAX_FEATURE_CHARS = 8_000  # only this much of the input and of the decoded text feeds the n-grams
+FORMAT = "keel-injection-logreg/2"
+WINDOW = 300  # characters per window; windows start every WINDOW // 2
+MAX_CHARS = 20_000  # of the input and of each decoded variant
+MAX_VARIANTS = 8
+CHAR_NS = (3, 4, 5)
 
-_TOKEN = re.compile(r"\w+|[^\w\s]")
+_WORD = re.compile(r"\w+")
+_DIGIT = re.compile(r"\d")
+_SPACE = re.compile(r"\s+")
 
 
-def _bucket(feature: str, dims: int) -> int:
-    return zlib.crc32(feature.encode("utf-8")) % dims
+def _prepare(text: str) -> str:
+    text = _SPACE.sub(" ", text.lower())
+    return _DIGIT.sub("0", text) if any(c.isdigit() for c in text) else text
 
 
-def features(found: Scan, dims: int = DEFAULT_DIMS) -> dict[int, float]:
-    """The feature vector of one scanned text, as {bucket: value}."""
-    text = found.normalized[:MAX_FEATURE_CHARS].lower()
-    decoded = " ".join(v.text for v in found.variants)[:MAX_FEATURE_CHARS].lower()
+def features(text: str) -> set[str]:
+    """The feature strings of one window of text (`c:` character n-grams, `w:` words, `b:` bigrams)."""
+    t = f" {_prepare(text)} "
     grams: set[str] = set()
-    for prefix, source in (("w", text), ("d", decoded)):
-        tokens = _TOKEN.findall(source)
-        grams.update(f"{prefix}1:{t}" for t in tokens)
-        grams.update(f"{prefix}2:{a} {b}" for a, b in itertools.pairwise(tokens))
-        for word in {t for t in tokens if len(t) > 2}:
-            padded = f" {word} "
-            grams.update(f"c4:{padded[i : i + 4]}" for i in range(len(padded) - 3))
-    vector: dict[int, float] = {}
-    if grams:
-        scale = 1.0 / math.sqrt(len(grams))
-        for g in grams:
-            b = _bucket(g, dims)
-            vector[b] = vector.get(b, 0.0) + scale
-    named: dict[str, float] = {f"cat:{c}": w for c, w in found.categories.items()}
-    named["heuristic"] = found.score
-    named["heuristic_flag"] = 1.0 if found.score >= 0.5 else 0.0
-    for v in found.variants:
-        named[f"layer:{v.layers[-1]}"] = 1.0
-    for name, value in named.items():
-        b = _bucket("n:" + name, dims)
-        vector[b] = vector.get(b, 0.0) + value
-    return vector
+    for n in CHAR_NS:
+        grams.update("c:" + t[i : i + n] for i in range(len(t) - n + 1))
+    words = _WORD.findall(t)
+    grams.update("w:" + w for w in words)
+    grams.update(f"b:{a} {b}" for a, b in itertools.pairwise(words))
+    return grams
+
+
+def windows(text: str, size: int = WINDOW) -> Iterator[str]:
+    """`text` cut into windows of `size` characters starting every `size // 2` (one if it is short)."""
+    text = text[:MAX_CHARS]
+    if len(text) <= size:
+        yield text
+        return
+    step = size // 2
+    for start in range(0, len(text) - step, step):
+        yield text[start : start + size]
+
+
+def units(found: Scan) -> Iterator[str]:
+    """What the classifier scores for one scanned text: windows of the input and of its decoded variants."""
+    yield from windows(found.normalized)
+    for variant in found.variants[:MAX_VARIANTS]:
+        yield from windows(variant.text)
 
 
 def sigmoid(z: float) -> float:
@@ -79,27 +89,33 @@ def sigmoid(z: float) -> float:
 
 @dataclass(frozen=True)
 class InjectionModel:
-    dims: int
     bias: float
-    weights: dict[int, float]
-    threshold: float
+    weights: dict[str, float]
+    threshold: float  # for the classifier's probability alone
     meta: dict[str, Any]
 
-    def probability(self, vector: dict[int, float]) -> float:
+    def logit(self, grams: Iterable[str]) -> float:
         w = self.weights
-        return sigmoid(self.bias + sum(w.get(i, 0.0) * x for i, x in vector.items()))
+        values = [w.get(g, 0.0) for g in grams]
+        if not values:
+            return self.bias
+        return self.bias + sum(values) / math.sqrt(len(values))
+
+    def probability(self, text: str) -> float:
+        """The probability that one window of text is an injection."""
+        return sigmoid(self.logit(features(text)))
 
     def predict(self, found: Scan) -> float:
-        return self.probability(features(found, self.dims))
+        """The highest probability over the windows of the input and of its decoded variants."""
+        return sigmoid(max(self.logit(features(u)) for u in units(found)))
 
     def to_json(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
-            "dims": self.dims,
             "bias": self.bias,
             "threshold": self.threshold,
             "meta": self.meta,
-            "weights": {str(i): self.weights[i] for i in sorted(self.weights)},
+            "weights": dict(sorted(self.weights.items())),
         }
 
     @classmethod
@@ -109,9 +125,8 @@ class InjectionModel:
                 f"not a Keel injection model (format {data.get('format')!r}, expected {FORMAT!r})"
             )
         return cls(
-            dims=int(data["dims"]),
             bias=float(data["bias"]),
-            weights={int(k): float(v) for k, v in data["weights"].items()},
+            weights={str(k): float(v) for k, v in data["weights"].items()},
             threshold=float(data["threshold"]),
             meta=dict(data.get("meta", {})),
         )

@@ -59,10 +59,12 @@ _ARMOR = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(?s:.*?)-----END [A-Z0-9 ]+---
 # "basic question" stays English).
 _SCHEME = re.compile(r"(?i:bearer|basic)[ \t]+((?=[A-Za-z]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{8,})")
 _SCHEME_ANCHORS = ("bearer", "basic")
-# Values after a keyword and `:` or `=`: `password: hunter2`, `api_key=…`, `"client_secret": "…"`.
+# Values after a keyword and `:` or `=`: `password: hunter2`, `api_key=…`, `"client_secret": "…"`;
+# a tag left by redaction (`[SECRET]`, `[REDACTED:secret]`) is no value.
 _KEYWORD = re.compile(
-    r"(?i:api[_ -]?key|secret|passw(?:or)?d|pwd|token|access[_-]?key|private[_-]?key|credentials?)"
-    r"(?i:[_-](?:key|token|value|id|base|secret|string))*[\"']?[ \t]*[:=][ \t]*[\"']?([^\s\"',;&)}\]]{3,})"
+    r"(?<!\[)(?i:api[_ -]?key|secret|passw(?:or)?d|pwd|token|access[_-]?key|private[_-]?key|credentials?)"
+    r"(?i:[_-](?:key|token|value|id|base|secret|string))*[\"']?[ \t]*[:=][ \t]*[\"']?"
+    r"(?!\[[A-Za-z_]+(?::[0-9a-z_]+)?\])([^\s\"',;&)}\]]{3,})"  # not a redaction's tag: `[SECRET]`
 )
 _KEYWORD_ANCHORS = ("api", "secret", "passw", "pwd", "token", "access", "private", "credential")
 # A password in a URL: scheme://user:password@host (the host is included: it is what opens).
@@ -81,6 +83,20 @@ _ID_WORDS = re.compile(
     r"(?i:(?:request|trace|correlation|span|message|event|session|transaction|order)[-_ ]?id)\W{0,4}\Z"
 )
 _SECRET_WORDS = re.compile(r"(?i:token|key|secret|passw|bearer|auth|credential|api)")
+
+# What `secrets` needs before any pattern but the generic tokens' can match, as (gate, anchors):
+# the one-character gate, then one of the anchors, occur in the text. Case-sensitive, except the
+# scheme and keyword anchors, which are found in the lower-cased text (keywords only when the text
+# has a `:` or `=`, schemes when it has one or a space). For cheap supersets such as
+# `keel.tracing.redact.may_hold_secret`.
+ANCHORS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    *((gate, anchors) for gate, anchors, _, _ in _KEYS),
+    ("J", ("eyJ",)),
+    ("-", ("-----BEGIN",)),
+    ("@", ("://",)),
+)
+SCHEME_ANCHORS = _SCHEME_ANCHORS
+KEYWORD_ANCHORS = _KEYWORD_ANCHORS
 
 
 def _lowered(text: str) -> str:

@@ -119,7 +119,10 @@ class Guardrails:
     """An agent's guardrails, in order, and the extra guardrails of some tenants (after the agent's)."""
 
     def __init__(
-        self, guardrails: Sequence[Guardrail] = (), *, tenants: Mapping[str, Sequence[Guardrail]] | None = None
+        self,
+        guardrails: Sequence[Guardrail] = (),
+        *,
+        tenants: Mapping[str, Sequence[Guardrail]] | None = None,
     ) -> None:
         self.guardrails = tuple(guardrails)
         self.tenants: dict[str, tuple[Guardrail, ...]] = {

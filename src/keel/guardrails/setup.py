@@ -43,7 +43,9 @@ def tenant_guardrails(runner: Any, project: Any) -> dict[str, tuple[Guardrail, .
     cached = shared.get(key)
     if cached is None or cached[0] is not project:
         built = {
-            tenant: tuple(build(raw, env=_env(runner, project, f"tenant:{tenant}")) for raw in config.guardrails)
+            tenant: tuple(
+                build(raw, env=_env(runner, project, f"tenant:{tenant}")) for raw in config.guardrails
+            )
             for tenant, config in tenants.items()
         }
         cached = shared[key] = (project, built)

@@ -39,7 +39,9 @@ class Counted:
 class SpendStore(AsyncDatabase):
     """Totals of spend caps on the database at `url` (connects lazily; `close()`)."""
 
-    async def add(self, *, tenant_id: str, guardrail: str, day: date, amount: Decimal, cap: Decimal) -> Counted:
+    async def add(
+        self, *, tenant_id: str, guardrail: str, day: date, amount: Decimal, cap: Decimal
+    ) -> Counted:
         amount = quantize_usd(amount)
         row = guardrail_spend.c
         where = (
@@ -60,7 +62,9 @@ class SpendStore(AsyncDatabase):
                     return Counted(True, total)
                 dialect = connection.dialect.name
                 insert = (
-                    postgresql.insert(guardrail_spend) if dialect == "postgresql" else sqlite.insert(guardrail_spend)
+                    postgresql.insert(guardrail_spend)
+                    if dialect == "postgresql"
+                    else sqlite.insert(guardrail_spend)
                 )
                 if amount <= cap:
                     inserted = await connection.execute(
@@ -97,7 +101,9 @@ class MemorySpendStore:
     def __init__(self) -> None:
         self._totals: dict[tuple[str, str, date], Decimal] = {}
 
-    async def add(self, *, tenant_id: str, guardrail: str, day: date, amount: Decimal, cap: Decimal) -> Counted:
+    async def add(
+        self, *, tenant_id: str, guardrail: str, day: date, amount: Decimal, cap: Decimal
+    ) -> Counted:
         key = (tenant_id, guardrail, day)
         current = self._totals.get(key, Decimal(0))
         amount = quantize_usd(amount)
