@@ -225,7 +225,7 @@ def build_email(config: ApprovalsConfig, settings: SmtpSettings, job: Mapping[st
     message["Message-ID"] = message_id(job, settings.sender)
     message["Date"] = formatdate(usegmt=True)
     message["Auto-Submitted"] = "auto-generated"
-    message.set_content("\n".join(lines).strip() + "\n")
+    message.set_content(re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n")
     return message
 
 

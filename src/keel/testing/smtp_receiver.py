@@ -22,7 +22,7 @@ MAIL (530 without, 535 for wrong credentials).
 Every accepted message is recorded with its envelope, exact bytes, and whether it came over TLS
 and with which login. `fail_next(n, code, stage)` refuses the next `n` transactions at MAIL, RCPT
 or the end of DATA (the default) with that reply code; refused transactions are counted in
-`attempts` but not recorded as messages.
+`attempts` but not recorded as messages (a message refused after DATA is kept in `refused`).
 """
 
 from __future__ import annotations
@@ -73,11 +73,11 @@ class ReceivedMessage:
 
     @property
     def text(self) -> str:
-        """The plain-text body, decoded."""
+        """The plain-text body, decoded, with `\n` line ends (SMTP carries `\r\n`)."""
         body = self.message.get_body(preferencelist=("plain",))
         if body is None:
             raise ValueError("the message has no text/plain part")
-        return cast(str, body.get_content())
+        return cast(str, body.get_content()).replace("\r\n", "\n")
 
 
 @dataclass(frozen=True)
@@ -159,6 +159,7 @@ class SmtpReceiver:
         self._host, self._port = host, port
         self._failures: deque[_Failure] = deque()
         self._messages: list[ReceivedMessage] = []
+        self._refused: list[ReceivedMessage] = []
         self._attempts = 0
         self._changed = threading.Condition()
         self._server: socketserver.ThreadingTCPServer | None = None
@@ -230,6 +231,12 @@ class SmtpReceiver:
             return list(self._messages)
 
     @property
+    def refused(self) -> list[ReceivedMessage]:
+        """Messages whose DATA was sent and then refused as scripted by `fail_next`."""
+        with self._changed:
+            return list(self._refused)
+
+    @property
     def attempts(self) -> int:
         """Transactions started (MAIL commands accepted or refused), refused ones included."""
         with self._changed:
@@ -265,9 +272,9 @@ class SmtpReceiver:
             self._attempts += 1
             return self._failures.popleft() if self._failures else None
 
-    def _record(self, message: ReceivedMessage) -> None:
+    def _record(self, message: ReceivedMessage, *, accepted: bool = True) -> None:
         with self._changed:
-            self._messages.append(message)
+            (self._messages if accepted else self._refused).append(message)
             self._changed.notify_all()
 
 
@@ -392,15 +399,11 @@ class _Session:
                 if data is None:
                     return
                 failure = self.failure
-                if failure is not None:
-                    self.reply(f"{failure.code} {failure.text}")
-                else:
-                    receiver._record(
-                        ReceivedMessage(
-                            self.sender, list(self.recipients), data, self.tls, self.login, time.time()
-                        )
-                    )
-                    self.reply("250 2.0.0 OK: queued")
+                received = ReceivedMessage(
+                    self.sender, list(self.recipients), data, self.tls, self.login, time.time()
+                )
+                receiver._record(received, accepted=failure is None)
+                self.reply("250 2.0.0 OK: queued" if failure is None else f"{failure.code} {failure.text}")
                 self.reset()
             else:
                 self.reply("500 5.5.2 Command not recognized")
