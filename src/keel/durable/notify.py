@@ -303,7 +303,8 @@ class ReviewerNotifier:
             raise UsageError(
                 "reviewer notifications cannot be used:\n" + "\n".join(f"  {p}" for p in problems)
             )
-        self._hidden = tuple(s for s in (*self._webhook_secrets, *(self._login or ())) if s)
+        # Masked in what is logged or returned (the user name is not a secret).
+        self._hidden = (*self._webhook_secrets, *(self._login[1:] if self._login else ()))
 
     def __repr__(self) -> str:
         channels = [
