@@ -10,9 +10,9 @@ when a finding of its type covers all its letters and digits; a finding is corre
 overlaps a label of its type. "covered" counts labels covered by findings of any type (what
 redaction hides). Names and addresses are measured with `entities=True`, apart.
 
-The same set is run through keel.tracing.redact (what trace redaction uses today) for
-comparison, and the superset check of the tests is repeated: every character redact.py masks
-that this detector does not is listed (each lies in a labelled hard negative).
+The same set is run through keel.tracing.redact as content capture `redacted` uses it
+(`redact_all`: this detector, plus exact values of secret variables), scored from its masks: the
+same figures are expected, and the masked text must hold nothing the detector finds again.
 
 A holdout set (tests/guardrails/pii_corpus_holdout.py, 600 texts) is scored apart: formats and
 sentences written after the detector was tuned on the main corpus, some of them known gaps.
@@ -40,7 +40,7 @@ from tests.guardrails.pii_corpus_holdout import generate_holdout
 from tests.guardrails.pii_corpus_score import Tally, score
 
 _MASK = re.compile(r"\[REDACTED:([a-z_]+)\]")
-_THEIR_TYPES = {"api_key": "secret", "jwt": "secret", "private_key": "secret", "token": "secret"}
+_THEIR_TYPES = {"api_key": "secret", "jwt": "secret", "private_key": "secret", "token": "secret"}  # fmt: skip
 PLAIN = (
     "Thanks for getting back to me so quickly. The dashboard shows twelve failed jobs in the last hour, "
     "and nothing changed on our side since Monday. Could you look into this as soon as possible? "
@@ -55,11 +55,12 @@ def _ours(entities: bool) -> Callable[[str], list[tuple[str, int, int, str]]]:
 
 
 def _theirs(text: str) -> list[tuple[str, int, int, str]]:
-    """keel.tracing.redact's masks as spans, by aligning the masked text with the original."""
-    from keel.tracing.redact import redact_pii, redact_secrets
+    """keel.tracing.redact's masks (capture `redacted`) as spans, by aligning the masked text
+    with the original."""
+    from keel.tracing.redact import redact_all
 
     found: list[tuple[str, int, int, str]] = []
-    for masked in (redact_secrets(text), redact_pii(text)):
+    for masked in (redact_all(text),):
         kinds = _MASK.findall(masked)
         if not kinds:
             continue
@@ -115,7 +116,7 @@ def _cost(label: str, texts: list[str], call: Callable[[str], object], rounds: i
     finally:
         gc.enable()
     print(
-        f"  {label:44} p50 {percentile(times, 50):6.3f} ms   p99 {percentile(times, 99):6.3f} ms   ({len(times)} calls)"
+        f"  {label:54} p50 {percentile(times, 50):6.3f} ms   p99 {percentile(times, 99):6.3f} ms   ({len(times)} calls)"
     )
 
 
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         + (", ".join(f"{k} {n}" for k, n in sorted(gaps.items())) or "none")
     )
     their_tallies, _ = score(samples, _theirs)
-    _table("keel.tracing.redact on the same set (no national ids; IPv4 only)", their_tallies, structured)
+    _table("keel.tracing.redact, capture `redacted` (redact_all), from its masks", their_tallies, structured)
 
     missed: dict[tuple[str, str], int] = {}
     for miss in misses:
@@ -175,15 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     if wrong:
         print("false positives: " + ", ".join(f"{t} {n}" for t, n in sorted(wrong.items())))
 
-    exceptions = 0
-    for sample in samples:
-        ours = {i for f in detect(sample.text) for i in range(f.start, f.end)}
-        for _, start, end, _ in _theirs(sample.text):
-            if any(sample.text[i].isalnum() and i not in ours for i in range(start, end)):
-                exceptions += 1
-    print(
-        f"masked by keel.tracing.redact but not found here: {exceptions} spans (all in labelled hard negatives: see the tests)"
-    )
+    from keel.tracing.redact import redact_all, redact_secrets
+
+    again = sum(1 for sample in samples if detect(redact_all(sample.text)))
+    print(f"texts where the detector finds something in redact_all's output: {again} (expected 0)")
 
     failing = [kind for kind in structured if tallies[kind].recall < 0.95]
     print(
@@ -195,28 +191,18 @@ def main(argv: list[str] | None = None) -> int:
     plain = [(PLAIN * 20)[:2048]] * 200
     # A support email or chat message with its few values, the rest of the 2 KB plain prose.
     typical = [(s.text + " " + PLAIN * 20)[:2048] for s in samples if s.genre in ("email", "chat")][:400]
-    from keel.tracing.redact import redact_pii, redact_secrets
-
     _cost("detect, structured types, PII-dense text", dense, detect, args.rounds)
     _cost("detect, secrets only, PII-dense text", dense, lambda t: detect(t, types={"secret"}), args.rounds)
     _cost(
         "detect, with names and addresses, PII-dense", dense, lambda t: detect(t, entities=True), args.rounds
     )
     _cost("redact (tags), PII-dense text", dense, redact, args.rounds)
-    _cost(
-        "keel.tracing.redact (secrets + pii), PII-dense",
-        dense,
-        lambda t: redact_pii(redact_secrets(t)),
-        args.rounds,
-    )
+    _cost("keel.tracing.redact_all (capture redacted), PII-dense", dense, redact_all, args.rounds)
+    _cost("keel.tracing.redact_secrets (every mode), PII-dense", dense, redact_secrets, args.rounds)
     _cost("detect, structured types, one message + prose", typical, detect, args.rounds)
     _cost("detect, structured types, plain prose", plain, detect, args.rounds)
-    _cost(
-        "keel.tracing.redact (secrets + pii), plain prose",
-        plain,
-        lambda t: redact_pii(redact_secrets(t)),
-        args.rounds,
-    )
+    _cost("keel.tracing.redact_all (capture redacted), plain prose", plain, redact_all, args.rounds)
+    _cost("keel.tracing.redact_secrets (every mode), plain prose", plain, redact_secrets, args.rounds)
     print(machine_line())
     return 1 if failing else 0
 

@@ -551,3 +551,28 @@ def test_escape_tokens_defuses_look_alikes_from_outside() -> None:
     pseudo.pseudonymize("a@b.io")
     document = escape_tokens("send everything to <<EMAIL_1>>")
     assert pseudo.restore(document) == document
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "password: [SECRET]",
+        "password=[REDACTED:secret]",
+        '{"api_key": "[SECRET:5d41402abc]"}',
+        "see [SECRET:5d41402abc] and [REDACTED:api_key]",
+        "postgresql://keel:***@db.internal/keel",
+        "password: ********, token=***",
+    ],
+)
+def test_what_redaction_left_is_not_found_again(text: str) -> None:
+    """A tag left by redaction (or a URL password already masked as `***`) is no secret: text
+    redacted once, by a guardrail or by trace redaction, comes out of a second pass unchanged."""
+    assert detect(text) == []
+
+
+@pytest.mark.parametrize("style", ["tag", "mask"])
+def test_redacting_twice_changes_nothing(style: str) -> None:
+    text = "password: hunter22, api_key=abc123def, mail ada@example.com, postgres://u:pw@db.local/x"
+    once, found = redact(text, style=style)  # type: ignore[arg-type]
+    assert found
+    assert redact(once, style=style) == (once, [])  # type: ignore[arg-type]

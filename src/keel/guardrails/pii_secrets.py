@@ -60,15 +60,16 @@ _ARMOR = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(?s:.*?)-----END [A-Z0-9 ]+---
 _SCHEME = re.compile(r"(?i:bearer|basic)[ \t]+((?=[A-Za-z]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{8,})")
 _SCHEME_ANCHORS = ("bearer", "basic")
 # Values after a keyword and `:` or `=`: `password: hunter2`, `api_key=…`, `"client_secret": "…"`;
-# a tag left by redaction (`[SECRET]`, `[REDACTED:secret]`) is no value.
+# what redaction left (a tag such as `[SECRET]` or `[REDACTED:secret]`, a mask `********`) is no value.
 _KEYWORD = re.compile(
     r"(?<!\[)(?i:api[_ -]?key|secret|passw(?:or)?d|pwd|token|access[_-]?key|private[_-]?key|credentials?)"
     r"(?i:[_-](?:key|token|value|id|base|secret|string))*[\"']?[ \t]*[:=][ \t]*[\"']?"
-    r"(?!\[[A-Za-z_]+(?::[0-9a-z_]+)?\])([^\s\"',;&)}\]]{3,})"  # not a redaction's tag: `[SECRET]`
+    r"(?!\[[A-Za-z_]+(?::[0-9a-z_]+)?\]|\*+(?![^\s\"',;&)}\]]))([^\s\"',;&)}\]]{3,})"
 )
 _KEYWORD_ANCHORS = ("api", "secret", "passw", "pwd", "token", "access", "private", "credential")
-# A password in a URL: scheme://user:password@host (the host is included: it is what opens).
-_URL_PASSWORD = re.compile(r"://[^\s:/@]*:([^\s:/@]{1,128}@[A-Za-z0-9.-]+)")
+# A password in a URL: scheme://user:password@host (the host is included: it is what opens); not
+# one already masked as `***`.
+_URL_PASSWORD = re.compile(r"://[^\s:/@]*:(?!\*+@)([^\s:/@]{1,128}@[A-Za-z0-9.-]+)")
 _TOKEN_RUN = re.compile(r"[A-Za-z0-9_+/-]{20,}={0,2}")
 _WORDS = re.compile(r"[A-Z]?[a-z]{3,}")
 _DIGIT = re.compile(r"[0-9]")

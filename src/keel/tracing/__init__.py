@@ -17,7 +17,7 @@ an OTLP/HTTP collector. See docs/tracing.md.
 
 from keel.tracing.content import TRUNCATED, CaptureMode, ContentCapture, size_of
 from keel.tracing.provider import WELL_KNOWN_SECRET_ENV_VARS, Tracing
-from keel.tracing.redact import redact_pii, redact_secrets
+from keel.tracing.redact import redact_all, redact_pii, redact_secrets
 from keel.tracing.sink import SpanSink, span_to_record
 from keel.tracing.spans import AgentSpan, ChatSpan, SpanHandle, ToolSpan, agent_span, chat_span, tool_span
 
@@ -34,6 +34,7 @@ __all__ = [
     "Tracing",
     "agent_span",
     "chat_span",
+    "redact_all",
     "redact_pii",
     "redact_secrets",
     "size_of",

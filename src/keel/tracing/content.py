@@ -5,7 +5,8 @@
 - `off` (the default): no content at all; spans carry sizes (`keel.*.size`) and counts only.
 - `on`: content as compact JSON strings, cut at `max_chars` (16 KiB by default) with a
   `…truncated` marker.
-- `redacted`: as `on`, with personal data masked too (see `keel.tracing.redact`).
+- `redacted`: as `on`, with everything `keel.guardrails.pii`'s detector finds masked too:
+  personal data, national ids, generated-looking tokens (see `keel.tracing.redact`).
 
 Secrets are masked in every mode, including in error messages and event attributes, which are
 kept even when content is off: the known key formats, values under keys such as `api_key` or
@@ -93,9 +94,10 @@ class ContentCapture:
         cache = self._cache
         masked = cache.get(text)
         if masked is None:
-            masked = redact.redact_secrets(text, self._values)
             if self._pii:
-                masked = redact.redact_pii(masked)
+                masked = redact.redact_all(text, self._values)
+            else:
+                masked = redact.redact_secrets(text, self._values)
             if len(text) <= _CACHED_CHARS:
                 if len(cache) >= _CACHE_ENTRIES:
                     cache.clear()

@@ -1,20 +1,26 @@
-"""Masking of secrets and personal data in text. Patterns are compiled once, at import.
+"""Masking of secrets and personal data in what Keel stores and logs: span content, error
+messages, event attributes, log records. The finding is done by `keel.guardrails.pii`'s detector,
+the one the `pii` guardrail uses, so a trace stored with capture `redacted` never holds a value
+that guardrail would find. Patterns are compiled once, at import.
 
 Two layers:
 
-- **secrets**, masked in every capture mode: API keys (OpenAI and Anthropic `sk-…`, AWS `AKIA…`,
-  GitHub `ghp_…`/`github_pat_…`, Slack `xox…`, Google `AIza…`, Stripe `sk_live_…`), `Bearer`/`Basic`
-  credentials, `api_key=…`/`password: …` assignments, JWTs and PEM private key blocks (also when the
-  block is cut short), plus the exact values of environment variables known to hold keys.
-- **personal data**, masked in `redacted` mode: email addresses, phone numbers, payment card
-  numbers (Luhn-checked, issuer prefixes 2–6), IBANs (mod-97 checked) and IPv4 addresses.
+- **secrets**, masked in every capture mode (`redact_secrets`): what the detector calls a secret
+  (API keys of known formats, JWTs, PEM private keys also cut short, `Bearer`/`Basic` credentials,
+  values after `api_key=`/`password:`-like keywords, passwords in URLs), and the exact values of
+  environment variables known to hold keys. Generated-looking tokens with no known format (and
+  hex values after "token") are left to the second layer: an id is not a secret.
+- **everything the detector finds** (`redact_all`, capture `redacted`): the secrets above, the
+  generated-looking tokens, and personal data: email addresses, phone numbers, payment cards
+  (Luhn), IBANs (mod 97), national identity numbers, IPv4 and IPv6 addresses; also when hidden
+  with invisible, fullwidth or other-script characters.
 
-Each match becomes `[REDACTED:<kind>]`. The functions are pure and thread-safe.
+Each value becomes `[REDACTED:<kind>]`: `email`, `phone`, `card`, `iban`, `national_id`, `ip`, and
+for secrets `api_key` (a key of a known format), `jwt`, `private_key`, `token` (after `Bearer`
+or `Basic`) or `secret` (the rest). The functions are pure and thread-safe.
 
-Speed: Python's regex engine spends 10–20 ns per character on any pattern that cannot start with
-a literal, so each pattern here runs only when a cheap substring test (C speed) finds its anchor:
-a key's literal prefix, a keyword, an `@`, a digit. Text with nothing to mask costs a few
-microseconds per 2 KB.
+Speed: in every mode, `may_hold_secret` (substring tests at C speed, no regex) lets text with no
+secret anchor skip the detector: the price of `on` is that test on most strings.
 """
 
 from __future__ import annotations
@@ -22,79 +28,50 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from keel.guardrails import pii_checks, pii_secrets
+from keel.guardrails.pii import STRUCTURED_TYPES, Finding, PiiType, detect
+
 MASK = "[REDACTED:{}]"
-_DIGITS = "0123456789"
 
-# (gate, anchors, kind, pattern): the pattern runs only when the single-character `gate` (a
-# memchr-speed test) and then one of the `anchors` occur. Each pattern starts with its anchor,
-# and its boundary check is a lookbehind placed after the literal, so the engine's fast literal
-# search is kept.
-_KEY_PATTERNS: tuple[tuple[str, tuple[str, ...], str, re.Pattern[str]], ...] = tuple(
-    (gate, anchors, kind, re.compile(pattern))
-    for gate, anchors, kind, pattern in (
-        (
-            "-",
-            ("-----BEGIN",),
-            "private_key",
-            r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----(?s:.*?-----END[A-Z0-9 ]*PRIVATE KEY-----|.*)",
-        ),
-        (
-            ".",
-            ("eyJ",),
-            "jwt",
-            r"eyJ(?<![A-Za-z0-9]eyJ)[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*)?",
-        ),
-        ("-", ("sk-",), "api_key", r"sk-(?<![A-Za-z0-9]sk-)[A-Za-z0-9_-]{16,}"),
-        ("A", ("AKIA", "ASIA"), "api_key", r"A[KS]IA(?<![A-Za-z0-9]A[KS]IA)[0-9A-Z]{16}(?![0-9A-Za-z])"),
-        (
-            "_",
-            ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
-            "api_key",
-            r"gh[pousr]_(?<![A-Za-z0-9]gh._)[A-Za-z0-9]{20,}",
-        ),
-        ("_", ("github_pat_",), "api_key", r"github_pat_[A-Za-z0-9_]{20,}"),
-        ("-", ("xox",), "api_key", r"xox[abeprs]-[A-Za-z0-9-]{10,}"),
-        ("A", ("AIza",), "api_key", r"AIza[0-9A-Za-z_-]{30,}"),
-        ("_", ("_live_", "_test_"), "api_key", r"[rsp]k_(?:live|test)_[A-Za-z0-9]{16,}"),
-    )
-)
+_SECRET: frozenset[PiiType] = frozenset({"secret"})
+_PERSONAL: frozenset[PiiType] = STRUCTURED_TYPES - _SECRET
+# Secret subtypes (see keel.guardrails.pii_secrets) and their masks; any other subtype is a key
+# of a known format, `api_key`.
+_SECRET_KINDS = {
+    "jwt": "jwt",
+    "private_key": "private_key",
+    "bearer_token": "token",
+    "keyword_value": "secret",
+    "url_password": "secret",
+    "hex_secret": "secret",
+    "high_entropy": "secret",
+}
+# Found by shape alone (a generated-looking token, hex after "token"): masked by `redact_all` only.
+_HEURISTIC = frozenset({"high_entropy", "hex_secret"})
+_MASKS = {kind: MASK.format(kind) for kind in {*_PERSONAL, *_SECRET_KINDS.values(), "api_key"}}
+_VALUE_MASK = MASK.format("secret")
 
-# Credentials after a keyword: `Bearer <token>`, `password: <value>`. Anchors are searched in the
-# lower-cased text; the pattern then matches, case-insensitively, at the anchor.
-_SCHEME_ANCHORS = ("bearer", "basic")
-# A credential has a digit or a symbol: "basic question" is English, not a Basic credential.
-_SCHEME = re.compile(r"(?i:bearer|basic)[ \t]+((?=[A-Za-z]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{8,})")
-_KEYWORD_ANCHORS = ("api", "secret", "passw", "pwd", "token", "access", "private", "credential")
-_KEYWORD = re.compile(
-    r"(?i:api[_ -]?key|secret|passw(?:or)?d|pwd|token|access[_-]?key|private[_-]?key|credentials?)"
-    r"(?:[_-](?:key|token|value|id))?[\"']?[ \t]*[:=][ \t]*[\"']?([^\s\"',;&)}\]]{3,})"
-)
+_Edit = tuple[int, int, str]
 
 
-def _lowered(text: str) -> str:
-    """`text` lower-cased with its indices kept (a few non-ASCII letters lengthen when lowered)."""
-    lower = text.lower()
-    if len(lower) != len(text):
-        lower = "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
-    return lower
+def _mask_of(finding: Finding) -> str:
+    if finding.type == "secret":
+        return _MASKS[_SECRET_KINDS.get(finding.subtype, "api_key")]
+    return _MASKS[finding.type]
 
 
-def _masked_after(
-    text: str, lower: str, anchors: tuple[str, ...], pattern: re.Pattern[str], kind: str
-) -> list[tuple[int, int, str]]:
-    """Edits masking group 1 of `pattern` wherever it matches at one of `anchors`."""
-    edits: list[tuple[int, int, str]] = []
-    for anchor in anchors:
-        start = lower.find(anchor)
+def _value_edits(text: str, values: tuple[str, ...]) -> list[_Edit]:
+    """Edits masking each occurrence of the exact `values`."""
+    edits: list[_Edit] = []
+    for value in values:
+        start = text.find(value)
         while start != -1:
-            match = pattern.match(text, start)
-            if match is not None:
-                edits.append((match.start(1), match.end(1), MASK.format(kind)))
-            start = lower.find(anchor, start + 1)
+            edits.append((start, start + len(value), _VALUE_MASK))
+            start = text.find(value, start + len(value))
     return edits
 
 
-def _apply(text: str, edits: list[tuple[int, int, str]]) -> str:
+def _apply(text: str, edits: list[_Edit]) -> str:
     """`text` with the (start, end, replacement) edits applied; overlapping edits merge."""
     if not edits:
         return text
@@ -113,28 +90,39 @@ def _apply(text: str, edits: list[tuple[int, int, str]]) -> str:
     return "".join(out)
 
 
+def _redacted(text: str, values: tuple[str, ...], findings: list[Finding], heuristic: bool) -> str:
+    edits = _value_edits(text, values) if values else []
+    edits.extend((f.start, f.end, _mask_of(f)) for f in findings if heuristic or f.subtype not in _HEURISTIC)
+    return _apply(text, edits)
+
+
 def redact_secrets(text: str, values: tuple[str, ...] = ()) -> str:
-    """`text` with every secret masked: the known patterns, and each string of `values` exactly."""
+    """`text` with every secret masked (the detector's, but generated-looking tokens), and each
+    string of `values` exactly. What every capture mode does."""
     if not may_hold_secret(text, values):
         return text
-    for value in values:
-        if value in text:
-            text = text.replace(value, MASK.format("secret"))
-    gates: dict[str, bool] = {}
-    for gate, anchors, kind, pattern in _KEY_PATTERNS:
-        present = gates.get(gate)
-        if present is None:
-            present = gates[gate] = gate in text
-        if present and any(anchor in text for anchor in anchors):
-            text = pattern.sub(MASK.format(kind), text)
-    keyed = ":" in text or "=" in text
-    if keyed or " " in text:
-        lower = _lowered(text)
-        edits = _masked_after(text, lower, _SCHEME_ANCHORS, _SCHEME, "token")
-        if keyed:
-            edits += _masked_after(text, lower, _KEYWORD_ANCHORS, _KEYWORD, "secret")
-        text = _apply(text, edits)
-    return text
+    return _redacted(text, values, detect(text, types=_SECRET), heuristic=False)
+
+
+def redact_pii(text: str) -> str:
+    """`text` with personal data masked: what the detector finds other than secrets."""
+    return _redacted(text, (), detect(text, types=_PERSONAL), heuristic=True)
+
+
+def redact_all(text: str, values: tuple[str, ...] = ()) -> str:
+    """`text` with everything the detector finds masked (personal data, secrets, generated-looking
+    tokens), and each string of `values` exactly. What capture `redacted` does."""
+    return _redacted(text, values, detect(text), heuristic=True)
+
+
+def luhn_valid(digits: str) -> bool:
+    """Whether a string of digits passes the Luhn checksum of payment card numbers."""
+    return pii_checks.luhn_valid(digits)
+
+
+def iban_valid(text: str) -> bool:
+    """Whether a string (spaces allowed) is an IBAN with a valid mod-97 check."""
+    return pii_checks.iban_mod97(text.replace(" ", "").upper())
 
 
 # Lower-case words found in every key name `sensitive_key` matches.
@@ -150,17 +138,9 @@ _KEY_NAME_ANCHORS = (
     "cookie",
     "credential",
 )
-
-
-def _by_gate() -> tuple[tuple[str, tuple[str, ...]], ...]:
-    groups: dict[str, list[str]] = {}
-    for gate, anchors, _, _ in _KEY_PATTERNS:
-        groups.setdefault(gate, []).extend(a for a in anchors if a not in groups.get(gate, []))
-    return tuple((gate, tuple(anchors)) for gate, anchors in groups.items())
-
-
-_GATED_ANCHORS = _by_gate()
-_KEYED_ANCHORS = tuple(dict.fromkeys((*_SCHEME_ANCHORS, *_KEYWORD_ANCHORS, *_KEY_NAME_ANCHORS)))
+_KEYED_ANCHORS = tuple(
+    dict.fromkeys((*pii_secrets.SCHEME_ANCHORS, *pii_secrets.KEYWORD_ANCHORS, *_KEY_NAME_ANCHORS))
+)
 
 
 def may_hold_secret(text: str, values: tuple[str, ...] = ()) -> bool:
@@ -170,7 +150,7 @@ def may_hold_secret(text: str, values: tuple[str, ...] = ()) -> bool:
     for value in values:
         if value in text:
             return True
-    for gate, anchors in _GATED_ANCHORS:
+    for gate, anchors in pii_secrets.ANCHORS:
         if gate in text:
             for anchor in anchors:
                 if anchor in text:
@@ -178,98 +158,19 @@ def may_hold_secret(text: str, values: tuple[str, ...] = ()) -> bool:
     keyed = ":" in text or "=" in text  # keywords and key names need one; schemes a space
     if keyed or " " in text:
         lower = text.lower()
-        for word in _KEYED_ANCHORS if keyed else _SCHEME_ANCHORS:
+        for word in _KEYED_ANCHORS if keyed else pii_secrets.SCHEME_ANCHORS:
             if word in lower:
                 return True
-    return False
+    return not text.isascii() and _may_hide_secret(text, values)
 
 
-# --- personal data ----------------------------------------------------------------------------------
+def _may_hide_secret(text: str, values: tuple[str, ...]) -> bool:
+    """The test above on the text the detector reads (fullwidth letters folded, invisible
+    characters dropped): a key written in fullwidth characters is found there."""
+    from keel.guardrails.pii_normalize import normalize
 
-_EMAIL_LOCAL = re.compile(r"[A-Za-z0-9._%+-]{1,64}\Z")
-_EMAIL_DOMAIN = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
-_NUMBER_RUN = re.compile(r"[0-9][0-9 ().+-]*")
-_IBAN = re.compile(r"[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])")
-_NUMBERS = re.compile(
-    r"(?P<card>(?<![\d.])[2-6](?:[ -]?\d){12,18}(?!\d))"
-    r"|(?P<ip>(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?!\d|\.\d))"
-    r"|(?P<phone>\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){1,5}(?!\d)"  # international: +1 (415) 555-2671
-    r"|(?<![\w+])\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}(?!\w)"  # North American: (415) 555-2671
-    r"|(?<![\w+])0\d{1,4}(?:[ .-]\d{2,8}){1,4}(?!\w))"  # national, with a trunk 0: 020 7946 0958
-)
-
-
-def luhn_valid(digits: str) -> bool:
-    """Whether a string of digits passes the Luhn checksum of payment card numbers."""
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = ord(char) - 48
-        if index % 2:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
-    return total % 10 == 0
-
-
-def iban_valid(text: str) -> bool:
-    """Whether a string (spaces allowed) is an IBAN with a valid mod-97 check."""
-    compact = text.replace(" ", "")
-    if not 15 <= len(compact) <= 34:
-        return False
-    rearranged = compact[4:] + compact[:4]
-    return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
-
-
-def _number_kind(kind: str, text: str) -> bool:
-    if kind == "card":
-        digits = text.replace(" ", "").replace("-", "")
-        return 13 <= len(digits) <= 19 and luhn_valid(digits)
-    if kind == "phone":
-        return 9 <= sum(c.isdigit() for c in text) <= 15
-    return True
-
-
-def _emails(text: str, edits: list[tuple[int, int, str]]) -> None:
-    at = text.find("@")
-    while at != -1:
-        local = _EMAIL_LOCAL.search(text, max(0, at - 64), at)
-        domain = _EMAIL_DOMAIN.match(text, at + 1)
-        if local is not None and domain is not None:
-            edits.append((local.start(), domain.end(), MASK.format("email")))
-        at = text.find("@", at + 1)
-
-
-def _numbers(text: str, edits: list[tuple[int, int, str]]) -> None:
-    for run in _NUMBER_RUN.finditer(text):
-        start, end = run.span()
-        if start >= 2 and text[start - 2 : start].isupper() and text[start - 2 : start].isalpha():
-            iban = _IBAN.match(text, start - 2)
-            if iban is not None and (start < 3 or not text[start - 3].isalnum()) and iban_valid(iban.group()):
-                edits.append((iban.start(), iban.end(), MASK.format("iban")))
-                continue
-        if end - start < 7:
-            continue
-        if start > 0 and text[start - 1] in "+(":
-            start -= 1
-        for match in _NUMBERS.finditer(text, start, end):
-            kind = match.lastgroup or "number"
-            if _number_kind(kind, match.group()):
-                edits.append((match.start(), match.end(), MASK.format(kind)))
-
-
-def _pii_edits(text: str) -> list[tuple[int, int, str]]:
-    edits: list[tuple[int, int, str]] = []
-    if "@" in text:
-        _emails(text, edits)
-    if any(digit in text for digit in _DIGITS):
-        _numbers(text, edits)
-    return edits
-
-
-def redact_pii(text: str) -> str:
-    """`text` with emails, phone numbers, card numbers, IBANs and IPv4 addresses masked."""
-    return _apply(text, _pii_edits(text))
+    folded = normalize(text).text
+    return folded != text and may_hold_secret(folded, values)
 
 
 def secret_values(values: Iterable[str | None]) -> tuple[str, ...]:
