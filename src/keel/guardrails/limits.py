@@ -136,8 +136,8 @@ def spend_cap_check(spec: SpendCapSpec, name: str, env: Env) -> Checker:
                 return Decision(
                     "block",
                     name,
-                    f"{what}: {amount:g} more would take this run's total to {spent + amount:g}, "
-                    f"over its cap of {cap:g} ({spent:g} spent so far)",
+                    f"{what}: {_num(amount)} more would take this run's total to {_num(spent + amount)}, "
+                    f"over its cap of {_num(cap)} ({_num(spent)} spent so far)",
                 )
         if store is not None and spec.per_tenant_day is not None:
             cap = Decimal(str(spec.per_tenant_day))
@@ -148,13 +148,19 @@ def spend_cap_check(spec: SpendCapSpec, name: str, env: Env) -> Checker:
                 return Decision(
                     "block",
                     name,
-                    f"{what}: {amount:g} more would take tenant {tenant}'s total today ({day.isoformat()}, "
-                    f"UTC) to {counted.total + amount:g}, over its daily cap of {cap:g} "
-                    f"({counted.total:g} spent so far)",
+                    f"{what}: {_num(amount)} more would take tenant {tenant}'s total today ({day.isoformat()}, "
+                    f"UTC) to {_num(counted.total + amount)}, over its daily cap of {_num(cap)} "
+                    f"({_num(counted.total)} spent so far)",
                 )
         return allow(name)
 
     return check
+
+
+def _num(value: Decimal) -> str:
+    """250, 0.4, 1.25: an amount as people write it."""
+    text = format(value.normalize(), "f")
+    return text if text != "-0" else "0"
 
 
 def _amount(value: Decimal | str) -> Decimal:

@@ -49,36 +49,44 @@ class SpendStore(AsyncDatabase):
             row.guardrail == guardrail,
             row.day == day,
         )
-        for _ in range(3):
+        for _ in range(5):
             now = datetime.now(UTC)
             async with write_transaction(self._engine, self._url) as connection:
-                counted = await connection.execute(
-                    update(guardrail_spend)
-                    .where(*where, row.total + amount <= cap)
-                    .values(total=row.total + amount, updated_at=now)
-                )
-                if counted.rowcount == 1:
-                    total = (await connection.execute(select(row.total).where(*where))).scalar_one()
+                total = (
+                    await connection.execute(
+                        update(guardrail_spend)
+                        .where(*where, row.total + amount <= cap)
+                        .values(total=row.total + amount, updated_at=now)
+                        .returning(row.total)
+                    )
+                ).scalar_one_or_none()
+                if total is not None:
                     return Counted(True, total)
+                current = (await connection.execute(select(row.total).where(*where))).scalar_one_or_none()
+                if current is not None:
+                    if current + amount > cap:
+                        return Counted(False, current)
+                    continue  # the row changed since the update read it: try again
+                if amount > cap:
+                    return Counted(False, Decimal(0))
                 dialect = connection.dialect.name
                 insert = (
                     postgresql.insert(guardrail_spend)
                     if dialect == "postgresql"
                     else sqlite.insert(guardrail_spend)
                 )
-                if amount <= cap:
-                    inserted = await connection.execute(
+                inserted = (
+                    await connection.execute(
                         insert.values(
                             tenant_id=tenant_id, guardrail=guardrail, day=day, total=amount, updated_at=now
-                        ).on_conflict_do_nothing()
+                        )
+                        .on_conflict_do_nothing()
+                        .returning(row.total)
                     )
-                    if inserted.rowcount == 1:
-                        return Counted(True, amount)
-                current = (await connection.execute(select(row.total).where(*where))).scalar_one_or_none()
-            if current is not None:  # the row exists and the amount does not fit
-                return Counted(False, current)
-            if amount > cap:
-                return Counted(False, Decimal(0))
+                ).scalar_one_or_none()
+                if inserted is not None:
+                    return Counted(True, inserted)
+            # another process inserted the day's row first: count against it
         raise RuntimeError("spend cap: could not count the call (the day's row kept changing)")
 
     async def total(self, *, tenant_id: str, guardrail: str, day: date) -> Decimal:
