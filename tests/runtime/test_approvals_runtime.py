@@ -36,7 +36,9 @@ def lookup(q: str) -> str:
 
 def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     """Pays 100 (then 200, 300... after each refusal); reports what the tool said once it ran."""
-    user = next(str(p.content) for m in messages for p in getattr(m, "parts", []) if p.part_kind == "user-prompt")
+    user = next(
+        str(p.content) for m in messages for p in getattr(m, "parts", []) if p.part_kind == "user-prompt"
+    )
     returns = [p for m in messages for p in getattr(m, "parts", []) if isinstance(p, ToolReturnPart)]
     if user.startswith("json"):
         return ModelResponse(parts=[TextPart(json.dumps({"answer": "maybe", "confidence": 0.2}))])
@@ -49,14 +51,20 @@ def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     if len(returns) >= 4:
         return ModelResponse(parts=[TextPart("I could not pay")])
     amount = 100 * (len(returns) + 1)
-    return ModelResponse(parts=[ToolCallPart("pay", {"amount": amount, "to": "bob"}, tool_call_id=f"c{len(returns)}")])
+    return ModelResponse(
+        parts=[ToolCallPart("pay", {"amount": amount, "to": "bob"}, tool_call_id=f"c{len(returns)}")]
+    )
 
 
 def factory(resolved: ResolvedModel) -> Model:
     return FunctionModel(model)
 
 
-def project(root: Path, agent_extra: str = "", tool: str = "  - {function: tools_pay:pay, approval: {reason: money leaves}}\n") -> Path:
+def project(
+    root: Path,
+    agent_extra: str = "",
+    tool: str = "  - {function: tools_pay:pay, approval: {reason: money leaves}}\n",
+) -> Path:
     (root / "agents").mkdir(parents=True)
     (root / "keel.yaml").write_text(
         "project: a\nmodels:\n  m: {provider: openai-compatible, model: m, base_url: 'http://127.0.0.1:9/v1'}\n"
@@ -64,7 +72,10 @@ def project(root: Path, agent_extra: str = "", tool: str = "  - {function: tools
     )
     (root / "tools_pay.py").write_text(TOOLS)
     (root / "agents" / "payer.yaml").write_text(
-        "model: m\ninstructions: Pay people.\ntools:\n" + tool + "  - {function: tools_pay:lookup}\n" + agent_extra
+        "model: m\ninstructions: Pay people.\ntools:\n"
+        + tool
+        + "  - {function: tools_pay:lookup}\n"
+        + agent_extra
     )
     return root
 
@@ -213,13 +224,17 @@ def test_escalation_on_request_for_a_person(tmp_path: Path, monkeypatch: pytest.
     assert "talk to a human" in result.escalation["summary"]
 
 
-def test_escalation_after_failed_attempts_has_a_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_escalation_after_failed_attempts_has_a_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = project(
         tmp_path,
         "escalation: {failed_attempts: 2}\n",
         tool="  - {function: tools_pay:pay}\n",
     )
-    (root / "tools_pay.py").write_text(TOOLS.replace('return "nothing found"', 'raise RuntimeError("index down")'))
+    (root / "tools_pay.py").write_text(
+        TOOLS.replace('return "nothing found"', 'raise RuntimeError("index down")')
+    )
     monkeypatch.syspath_prepend(str(root))
     monkeypatch.delitem(__import__("sys").modules, "tools_pay", raising=False)
     runner = Runner(load_project(root), model_factory=factory)
@@ -230,7 +245,9 @@ def test_escalation_after_failed_attempts_has_a_summary(tmp_path: Path, monkeypa
     assert "lookup the invoice" in summary and "index down" in summary and summary.count("lookup(") == 3
 
 
-def test_escalation_on_high_stakes_tool_and_low_confidence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_escalation_on_high_stakes_tool_and_low_confidence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = project(
         tmp_path,
         "escalation: {tools: [pay], confidence: {field: confidence, below: 0.5}}\n",

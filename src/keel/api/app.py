@@ -17,6 +17,7 @@ from fastapi import Body, FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from keel.api import problems
+from keel.api.approvals import router as approvals_router
 from keel.api.audit import router as audit_router
 from keel.api.circuits import router as circuits_router
 from keel.api.datasets import router as datasets_router
@@ -189,6 +190,7 @@ def create_app(
         app.include_router(router)
     if durable is not None:
         app.include_router(runs_router)
+        app.include_router(approvals_router)
         check_routes(app)
         return app
 

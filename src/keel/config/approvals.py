@@ -23,7 +23,9 @@ class _Strict(BaseModel):
 class ToolApproval(_Strict):
     """A tool whose every call needs a person's approval before it runs."""
 
-    required: bool = Field(default=True, description="false turns the gate off (e.g. in _defaults overrides).")
+    required: bool = Field(
+        default=True, description="false turns the gate off (e.g. in _defaults overrides)."
+    )
     timeout: Annotated[float | None, Field(gt=0, le=30 * 86_400)] = Field(
         default=None, description="Seconds a reviewer has to decide; default the agent's approvals.timeout."
     )
@@ -59,7 +61,8 @@ class EscalationConfig(_Strict):
 
     confidence: ConfidenceTrigger | None = None
     human_request: bool = Field(
-        default=False, description="Escalate when the user asks for a person (built-in phrases, and `phrases`)."
+        default=False,
+        description="Escalate when the user asks for a person (built-in phrases, and `phrases`).",
     )
     phrases: list[Annotated[str, Field(min_length=3)]] = Field(
         default=[], description="More phrases (case-insensitive) that mean the user wants a person."
@@ -88,7 +91,9 @@ class ReviewerWebhook(_Strict):
     url: Annotated[str, Field(pattern=r"^https?://[^/?#]+(/[^?#]*)?$")] = Field(
         description="Where approval requests and escalations are POSTed (signed like callbacks)."
     )
-    secret_env: str | None = Field(default=None, description="Environment variable holding the signing secret.")
+    secret_env: str | None = Field(
+        default=None, description="Environment variable holding the signing secret."
+    )
     secret_file: str | None = Field(
         default=None, description="File holding the signing secret (relative to the project)."
     )
@@ -109,7 +114,9 @@ class SmtpSettings(_Strict):
     username_env: str | None = Field(default=None, description="Environment variable holding the user name.")
     password_env: str | None = Field(default=None, description="Environment variable holding the password.")
     sender: Annotated[str, Field(min_length=3, description="The From address.")]
-    recipients: list[Annotated[str, Field(min_length=3)]] = Field(min_length=1, description="Reviewers' addresses.")
+    recipients: list[Annotated[str, Field(min_length=3)]] = Field(
+        min_length=1, description="Reviewers' addresses."
+    )
     timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
 
 

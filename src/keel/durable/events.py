@@ -91,31 +91,52 @@ class EventSink:
             log.warning("could not store an event of run %s: %s", DBOS.workflow_id, exc)
 
 
+SEGMENT = 1_000_000
+"""Event ids of a run that went on after approvals: stretch k (its k-th continuation) numbers its
+events from k * SEGMENT, so ids keep growing across stretches and `Last-Event-ID` resumes anywhere."""
+WAITING_POLL_S = 0.5
+
+
 async def read_events(
     service: DurableRuns, run_id: str, after: int = -1
 ) -> AsyncIterator[tuple[int, dict[str, Any]]]:
-    """(offset, event) from `after + 1` until the run ends. Keep-alives come as (-1, {}) every
+    """(id, event) from id `after + 1` until the run ends. Keep-alives come as (-1, {}) every
     `KEEPALIVE_S` without events. If the run ended without a final status event (cancelled, or
-    failed in Keel itself), one is made from its status, so every stream ends with one."""
-    offset = after + 1
-    final = False
-    while not final:
-        try:
-            async for value in DBOS.read_stream_async(
-                run_id, STREAM, offset=offset, polling_interval_sec=0.1, timeout_seconds=KEEPALIVE_S
-            ):
-                event = value if isinstance(value, dict) else {"type": "unknown", "value": value}
-                yield offset, event
-                offset += 1
-                if event.get("type") == "status" and event.get("status") not in ("queued", "running"):
-                    return
-            final = True
-        except DBOSStreamTimeoutError:
-            yield -1, {}
+    failed in Keel itself), one is made from its status, so every stream ends with one.
+
+    A run that waits for approval says so (`waiting_approval`, with the calls waiting) and the
+    stream stays open: once people decide, the continuation's events follow."""
+    segment, offset = divmod(after + 1, SEGMENT)
+    next_id = after + 1
+    while True:
+        workflow = run_id if segment == 0 else f"{run_id}.p{segment}"
+        status: str | None = None
+        async for item in _read_segment(workflow, segment * SEGMENT, offset):
+            yield item
+            if item[0] >= 0:
+                next_id = item[0] + 1
+                if item[1].get("type") == "status":
+                    status = item[1].get("status")
+        if status == "waiting_approval":
+            next_segment = None
+            async for keepalive in _until_resumed(service, run_id, segment + 1):
+                if keepalive is None:
+                    break
+                if keepalive:
+                    next_segment = segment + 1
+                    break
+                yield -1, {}
+            if next_segment is not None:
+                segment, offset = next_segment, 0
+                next_id = segment * SEGMENT
+                continue
+        elif status is not None and status not in ("queued", "running"):
+            return
+        break
     view = await service.get(run_id)
     if view is not None:
         yield (
-            offset,
+            next_id,
             {
                 "type": "status",
                 "status": view["status"],
@@ -123,3 +144,41 @@ async def read_events(
                 "output": view.get("output"),
             },
         )
+
+
+async def _read_segment(workflow: str, base: int, offset: int) -> AsyncIterator[tuple[int, dict[str, Any]]]:
+    """One workflow's events, until its final status event or the end of its stream."""
+    while True:
+        try:
+            async for value in DBOS.read_stream_async(
+                workflow, STREAM, offset=offset, polling_interval_sec=0.1, timeout_seconds=KEEPALIVE_S
+            ):
+                event = value if isinstance(value, dict) else {"type": "unknown", "value": value}
+                yield base + offset, event
+                offset += 1
+                if event.get("type") == "status" and event.get("status") not in ("queued", "running"):
+                    return
+            return
+        except DBOSStreamTimeoutError:
+            yield -1, {}
+
+
+async def _until_resumed(service: DurableRuns, run_id: str, pause: int) -> AsyncIterator[bool | None]:
+    """While stop `pause` of the run waits: False now and then (time for a keep-alive); True once
+    it went on; None if it never will (cancelled)."""
+    import asyncio
+    import time
+
+    last = time.monotonic()
+    while True:
+        stop = await service.approvals.store.pause_row(run_id, pause)
+        if stop is not None and stop["status"] == "resumed":
+            yield True
+            return
+        if stop is None or stop["status"] != "waiting":
+            yield None
+            return
+        await asyncio.sleep(WAITING_POLL_S)
+        if time.monotonic() - last >= KEEPALIVE_S:
+            last = time.monotonic()
+            yield False

@@ -37,11 +37,11 @@ from keel.durable.callbacks import CallbackDeliverer
 from keel.durable.events import EventSink, status_event
 from keel.durable.queues import partition_key, queue_name, queue_settings
 from keel.durable.workers import WorkerPresence
-from keel.durable.workflows import CALLBACK_QUEUE, bind, keel_callback, keel_run
+from keel.durable.workflows import CALLBACK_QUEUE, NOTIFY_QUEUE, bind, keel_callback, keel_run
 from keel.errors import BadInput, ErrorCategory, UsageError
 from keel.prompts.errors import PromptError, StaleRelease
 from keel.prompts.resolve import ResolvedPrompt
-from keel.runtime.result import RunError, RunResult, RunStatus
+from keel.runtime.result import RunError, RunResult, RunStatus, TokenUsage
 from keel.runtime.runner import RunInterrupted, Runner
 from keel.store import Coordination, RunStore
 
@@ -67,7 +67,8 @@ _STATUS = {
     "CANCELLED": "cancelled",
     "MAX_RECOVERY_ATTEMPTS_EXCEEDED": "failed",
 }
-TERMINAL = frozenset({"succeeded", "failed", "timed_out", "cancelled"})
+TERMINAL = frozenset({"succeeded", "failed", "timed_out", "cancelled", "escalated"})
+WAITING = "waiting_approval"  # not ended, but nothing happens until people decide
 
 
 class SubmitRefused(Exception):
@@ -150,6 +151,12 @@ class DurableRuns:
         self.store = RunStore(self.database_url)  # history reads
         self.sessions = sessions.SessionGate(self.coordination)
         self.presence = WorkerPresence(self, self.coordination)
+        from keel.durable.approvals import ApprovalDesk
+
+        self.approvals = ApprovalDesk(self)
+        from keel.durable.notify import ReviewerNotifier
+
+        self.notifier = ReviewerNotifier(self.project.config.approvals, self.project.root, env)
         self.on_ended: list[RunEnded] = []  # called once per run that ends (see `_ended`)
         # Loads the release a run was accepted on when it is not loaded here (keel.releases.live).
         self.releases: ReleaseLoader | None = None
@@ -181,8 +188,13 @@ class DurableRuns:
         await DBOS.register_queue_async(
             CALLBACK_QUEUE, worker_concurrency=50, polling_interval_sec=max(0.2, self.settings.poll_interval)
         )
+        await DBOS.register_queue_async(
+            NOTIFY_QUEUE, worker_concurrency=20, polling_interval_sec=max(0.2, self.settings.poll_interval)
+        )
         await self.callbacks.start()
+        await self.notifier.start()
         await self.presence.start()
+        await self.approvals.start()
         self._started = True
 
     async def register_queues(self, project: Project) -> None:
@@ -201,11 +213,13 @@ class DurableRuns:
             return
         self._started = False
         await self.presence.stop()
+        await self.approvals.close()
         await asyncio.to_thread(engine.destroy, self.settings.shutdown_grace)
         # DBOS installs its own default executor on the loop and shuts it down with itself.
         asyncio.get_running_loop().set_default_executor(concurrent.futures.ThreadPoolExecutor())
         bind(None)
         await self.callbacks.close()
+        await self.notifier.close()
         await self.coordination.close()
         await self.store.close()
         for futures in self._waiters.values():
@@ -329,7 +343,10 @@ class DurableRuns:
         found = await DBOS.list_workflows_async(workflow_ids=[run_id], load_input=True, load_output=True)
         if not found:
             return None
-        return await self._view(found[0])
+        view = await self._view(found[0])
+        if view["status"] == WAITING:  # it went on (or will) in another workflow
+            view = await self.approvals.current_view(run_id, view)
+        return view
 
     async def _view(self, status: Any) -> dict[str, Any]:
         state = _STATUS.get(status.status, "running")
@@ -390,7 +407,7 @@ class DurableRuns:
             while True:
                 view = await self.get(run_id)
                 remaining = deadline - time.monotonic()
-                if view is None or view["status"] in TERMINAL or remaining <= 0:
+                if view is None or view["status"] in TERMINAL or view["status"] == WAITING or remaining <= 0:
                     return view
                 if future is None:
                     await asyncio.sleep(min(pause, remaining))
@@ -416,13 +433,52 @@ class DurableRuns:
         view = await self.get(run_id)
         if view is None or view["status"] in TERMINAL:
             return view
-        await DBOS.cancel_workflow_async(run_id)
-        found = await DBOS.list_workflows_async(workflow_ids=[run_id], load_input=True, load_output=False)
+        if view["status"] == WAITING:
+            return await self._cancel_waiting(run_id)
+        workflow = await self.approvals.current_workflow(run_id)
+        await DBOS.cancel_workflow_async(workflow)
+        found = await DBOS.list_workflows_async(workflow_ids=[workflow], load_input=True, load_output=False)
         request = _request_of(found[0]) if found else {}
         if view["status"] == "queued":
             cancelled = _cancelled_result(run_id, request)
             self.runner.record(cancelled)
             await self._ended(request, cancelled)
+        if request.get("session_key"):
+            await self.sessions.release(run_id)
+        return await self.get(run_id)
+
+    async def _cancel_waiting(self, run_id: str) -> dict[str, Any] | None:
+        """Cancel a run waiting for approval: its stop and undecided calls; it is recorded as
+        cancelled with what it had done, and its session goes on."""
+        stop = await self.approvals.store.latest_pause(run_id)
+        if stop is None or not await self.approvals.store.cancel_run(run_id, datetime.now(UTC)):
+            return await self.get(run_id)
+        from keel.runtime.approval import PausedState, model_call_from, tool_call_from
+
+        state = PausedState.from_dict(stop["state"])
+        request = dict(stop["request"])
+        cancelled = _cancelled_result(run_id, request)
+        cancelled.error = RunError(
+            ErrorCategory.CANCELLED, "the run was cancelled while it waited for approval"
+        )
+        cancelled.started_at = (
+            datetime.fromisoformat(state.started_at) if state.started_at else cancelled.started_at
+        )
+        cancelled.model_calls = [model_call_from(c) for c in state.model_calls]
+        cancelled.tool_calls = [tool_call_from(c) for c in state.tool_calls]
+        for call in cancelled.model_calls:
+            usage = cancelled.usage.setdefault(call.model, TokenUsage())
+            usage.requests += 1
+            usage.input_tokens += call.input_tokens if call.status == "ok" else 0
+            usage.output_tokens += call.output_tokens if call.status == "ok" else 0
+            if usage.cost_usd is not None:
+                usage.cost_usd = (
+                    None
+                    if call.cost_usd is None
+                    else usage.cost_usd + (call.cost_usd if call.status == "ok" else 0)
+                )
+        self.runner.record(cancelled)
+        await self._ended(request, cancelled)
         if request.get("session_key"):
             await self.sessions.release(run_id)
         return await self.get(run_id)
@@ -442,9 +498,19 @@ class DurableRuns:
     # -- execute (inside the `keel.run` workflow) ---------------------------------------------------
 
     async def execute(self, request: dict[str, Any]) -> dict[str, Any]:
-        run_id = DBOS.workflow_id
+        """The body of a run's workflow: the run's start, or (with `resume`) its continuation
+        after approvals (workflow `<run_id>.p<n>`)."""
+        run_id = request.get("run_id") or DBOS.workflow_id
         assert run_id is not None
         started = await DBOS.run_step_async({"name": "keel.run_start"}, _now)
+        resume = None
+        if request.get("resume"):
+            from keel.durable.approvals import resume_from
+
+            loaded = await DBOS.run_step_async(
+                {"name": "keel.resume_load"}, self.approvals.load, run_id, int(request["resume"]["pause"])
+            )
+            resume = resume_from(loaded)
         release = request.get("release")
         if release is not None and self.runner.project_for(release) is None and self.releases is not None:
             await self.releases.ensure(release)  # a run accepted on a release this process has not loaded
@@ -467,6 +533,7 @@ class DurableRuns:
                 durable_start=started,
                 release=release if self.runner.project_for(release) is not None else "live",
                 prompt=prompt,
+                resume=resume,
             )
         except RunInterrupted as stop:
             status = await DBOS.get_workflow_status_async(run_id)
@@ -474,6 +541,29 @@ class DurableRuns:
                 self.runner.record(stop.result)
                 await self._ended(request, stop.result)
             raise stop.__cause__ or stop from None
+        if result.status is RunStatus.WAITING_APPROVAL:
+            return await self._waiting(run_id, request, result, sink)
+        if result.status is RunStatus.ESCALATED:
+            escalation = await DBOS.run_step_async(
+                {"name": "keel.escalate"}, self.approvals.escalate, run_id, request, result
+            )
+            result.escalation = {
+                **(result.escalation or {}),
+                "id": escalation["id"],
+                "summary": escalation["summary"],
+            }
+            await self._notify(
+                "escalation.created",
+                escalation["id"],
+                run_id,
+                request,
+                result.agent,
+                {
+                    "trigger": escalation["trigger"],
+                    "reason": escalation["reason"],
+                    "summary": escalation["summary"],
+                },
+            )
         if self.on_ended:
             await DBOS.run_step_async({"name": "keel.run_ended"}, self._ended, request, result)
         view = result.to_dict()
@@ -496,6 +586,61 @@ class DurableRuns:
 
     async def deliver_callback(self, job: dict[str, Any]) -> dict[str, Any]:
         return await self.callbacks.deliver(job)
+
+    async def _waiting(
+        self, run_id: str, request: dict[str, Any], result: RunResult, sink: EventSink
+    ) -> dict[str, Any]:
+        """The run stopped for approval: store the stop, tell reviewers, end this workflow (the
+        run goes on in another once people decide; see keel.durable.approvals)."""
+        view = await DBOS.run_step_async(
+            {"name": "keel.pause"}, self.approvals.pause, run_id, request, result
+        )
+        for approval in view["approvals"]:
+            if approval["status"] != "pending":
+                continue
+            payload = {
+                key: approval[key]
+                for key in ("tool", "args", "reason", "expires_at", "on_timeout", "pause", "call_id")
+            }
+            await self._notify("approval.requested", approval["id"], run_id, request, result.agent, payload)
+        await sink.write({**status_event(WAITING), "approvals": view["approvals"]})
+        for future in self._waiters.pop(run_id, []):
+            if not future.done():
+                future.set_result(view)
+        return view
+
+    async def _notify(
+        self,
+        event: str,
+        id: str,
+        run_id: str,
+        request: Mapping[str, Any],
+        agent: str,
+        payload: dict[str, Any],
+    ) -> None:
+        """Tell reviewers (a child workflow per notification: retried durably, never holding the run)."""
+        if not self.notifier.enabled:
+            return
+        links = {}
+        base = self.project.config.approvals.dashboard_url
+        if base:
+            kind = "approvals" if event.startswith("approval") else "escalations"
+            links = {"inbox": f"{base.rstrip('/')}/{kind}", "item": f"{base.rstrip('/')}/{kind}/{id}"}
+        job = {
+            "event": event,
+            "id": id,
+            "run_id": run_id,
+            "tenant_id": request.get("tenant_id"),
+            "agent": agent,
+            "payload": {**payload, "links": links},
+        }
+        from keel.durable.workflows import keel_notify
+
+        with SetWorkflowID(f"{id}.notify"):
+            await DBOS.enqueue_workflow_async(NOTIFY_QUEUE, keel_notify, job)
+
+    async def deliver_notification(self, job: dict[str, Any]) -> dict[str, Any]:
+        return await self.notifier.deliver(job)
 
     async def _ended(self, request: dict[str, Any], result: RunResult) -> None:
         """Tell the `on_ended` hooks (the gateway: release the run's concurrency slot, count its

@@ -105,6 +105,8 @@ class WorkerPresence:
     async def sweep_sessions(self) -> None:
         """Release sessions whose active run has ended without releasing them (cancelled while
         queued elsewhere, or ended by an operator), and un-park promoted runs."""
+        from keel.durable.service import TERMINAL
+
         gate = self.service.sessions
         for run_id in await self.coordination.active_session_runs():
             found = await DBOS.list_workflows_async(
@@ -113,6 +115,12 @@ class WorkerPresence:
             if not found:
                 continue
             status = found[0].status
+            if status == "SUCCESS":
+                # A run waiting for approval (or going on after it) ended its first workflow but
+                # still holds its session.
+                view = await self.service.get(run_id)
+                if view is not None and view["status"] not in TERMINAL:
+                    continue
             if status in ("SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"):
                 await gate.release(run_id)
             elif status == "DELAYED":

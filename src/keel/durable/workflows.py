@@ -1,4 +1,5 @@
-"""The durable workflows: one run of an agent (`keel.run`) and one callback delivery (`keel.callback`).
+"""The durable workflows: one run of an agent (`keel.run`, also each continuation of a run after
+approvals), one callback delivery (`keel.callback`) and one reviewer notification (`keel.notify`).
 
 They are registered at import, before DBOS launches, because DBOS recovers a workflow by its
 registered name. Their bodies delegate to the process's `DurableRuns` (there is one DBOS per
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 RUN_WORKFLOW = "keel.run"
 CALLBACK_WORKFLOW = "keel.callback"
 CALLBACK_QUEUE = "keel.callbacks"
+NOTIFY_WORKFLOW = "keel.notify"
+NOTIFY_QUEUE = "keel.notifications"
 
 _service: DurableRuns | None = None
 
@@ -49,3 +52,8 @@ async def keel_run(request: dict[str, Any]) -> dict[str, Any]:
 @DBOS.workflow(name=CALLBACK_WORKFLOW, max_recovery_attempts=50)
 async def keel_callback(job: dict[str, Any]) -> dict[str, Any]:
     return await _active().deliver_callback(job)
+
+
+@DBOS.workflow(name=NOTIFY_WORKFLOW, max_recovery_attempts=50)
+async def keel_notify(job: dict[str, Any]) -> dict[str, Any]:
+    return await _active().deliver_notification(job)

@@ -755,3 +755,72 @@ guardrail_spend = Table(
     Column("updated_at", UtcDateTime(), nullable=False),
     PrimaryKeyConstraint("tenant_id", "guardrail", "day"),
 )
+
+# Human in the loop (revision 0013), see `keel.store.approvals`:
+# - `run_pauses`: a durable run stopped for approval, once per stop (`pause` 1, 2, ...): what it
+#   needs to go on (`state`: its messages and record so far), its request, and the view the API
+#   shows while it waits. `waiting` until every call is decided, then `resumed` (its continuation
+#   workflow `<run_id>.p<pause>` is queued) or `cancelled`.
+# - `approvals`: one call waiting for a person: `pending`, then `approved`, `rejected` (by a
+#   person, or by the timeout policy: `decided_by` says who) or `cancelled` with the run.
+# - `escalations`: a run handed to a person, with the summary: `open`, then `resolved`.
+run_pauses = Table(
+    "run_pauses",
+    metadata,
+    Column("run_id", String(ID_LENGTH), nullable=False),
+    Column("pause", Integer(), nullable=False),
+    Column("tenant_id", String(NAME_LENGTH), nullable=True),
+    Column("agent", String(NAME_LENGTH), nullable=False),
+    Column("status", String(SHORT_LENGTH), nullable=False),
+    Column("request", JsonDocument, nullable=False),
+    Column("state", JsonDocument, nullable=False),
+    Column("view", JsonDocument, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("resumed_at", UtcDateTime(), nullable=True),
+    PrimaryKeyConstraint("run_id", "pause"),
+    Index("ix_run_pauses_status", "status"),
+)
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", String(ID_LENGTH), primary_key=True),
+    Column("run_id", String(ID_LENGTH), nullable=False),
+    Column("pause", Integer(), nullable=False),
+    Column("call_id", String(NAME_LENGTH), nullable=False),
+    Column("tenant_id", String(NAME_LENGTH), nullable=True),
+    Column("agent", String(NAME_LENGTH), nullable=False),
+    Column("tool", String(NAME_LENGTH), nullable=False),
+    Column("args", JsonDocument, nullable=False),
+    Column("reason", Text(), nullable=False),
+    Column("status", String(SHORT_LENGTH), nullable=False),
+    Column("on_timeout", String(SHORT_LENGTH), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("decided_at", UtcDateTime(), nullable=True),
+    Column("decided_by", String(NAME_LENGTH), nullable=True),
+    Column("decision_reason", Text(), nullable=True),
+    Column("edited_args", JsonDocument, nullable=True),
+    UniqueConstraint("run_id", "pause", "call_id", name="uq_approvals_run_pause_call"),
+    Index("ix_approvals_tenant_status", "tenant_id", "status", "created_at"),
+    Index("ix_approvals_status_expires", "status", "expires_at"),
+)
+
+escalations = Table(
+    "escalations",
+    metadata,
+    Column("id", String(ID_LENGTH), primary_key=True),
+    Column("run_id", String(ID_LENGTH), nullable=False),
+    Column("tenant_id", String(NAME_LENGTH), nullable=True),
+    Column("agent", String(NAME_LENGTH), nullable=False),
+    Column("trigger", String(SHORT_LENGTH), nullable=False),
+    Column("reason", Text(), nullable=False),
+    Column("summary", Text(), nullable=False),
+    Column("status", String(SHORT_LENGTH), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("resolved_at", UtcDateTime(), nullable=True),
+    Column("resolved_by", String(NAME_LENGTH), nullable=True),
+    Column("resolution", Text(), nullable=True),
+    UniqueConstraint("run_id", name="uq_escalations_run_id"),
+    Index("ix_escalations_tenant_status", "tenant_id", "status", "created_at"),
+)

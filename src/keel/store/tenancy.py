@@ -30,6 +30,7 @@ the tenant mandatory, only this module and the query signatures change. Ownershi
   operator's CLI ran; a tenant also sees those). `eval_results`: the evaluation run it belongs to.
 - `online_scores`, `run_feedback`: their own `tenant_id` column (the run's tenant).
 - `guardrail_spend`: its own `tenant_id` column (the tenant whose calls the spend cap counted).
+- `run_pauses`, `approvals`, `escalations`: their own `tenant_id` column (the run's tenant).
 A table not listed here is refused, so a new table cannot be queried unscoped by accident.
 """
 
@@ -42,11 +43,13 @@ from sqlalchemy import ColumnElement, Select, Table, exists, or_, select
 from keel.store.tables import (
     RUN_CHILD_TABLES,
     api_keys,
+    approvals,
     audit_log,
     budget_counters,
     budget_entries,
     budget_holds,
     callback_attempts,
+    escalations,
     eval_datasets,
     eval_results,
     eval_runs,
@@ -63,6 +66,7 @@ from keel.store.tables import (
     prompt_links,
     prompt_versions,
     run_feedback,
+    run_pauses,
     runs,
     spans,
     user_sessions,
@@ -125,6 +129,8 @@ def tenant_condition(table: Table, tenant_id: str) -> ColumnElement[bool]:
         return table.c.eval_run_id.in_(
             select(eval_runs.c.id).where(eval_runs.c.tenant_id.in_((tenant_id, PROJECT_TENANT)))
         )
+    if table is run_pauses or table is approvals or table is escalations:
+        return table.c.tenant_id == tenant_id
     if table is online_scores or table is run_feedback:
         return table.c.tenant_id == tenant_id
     if table is prompt_links:
