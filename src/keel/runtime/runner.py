@@ -44,8 +44,9 @@ from keel.config.project import AgentSpec, Project, ResolvedModel
 from keel.config.validation import storage_issues
 from keel.errors import BadInput, ConfigError, ErrorCategory, UsageError
 from keel.guardrails.builtin import as_text
-from keel.guardrails.builtin import build as build_guardrail
 from keel.guardrails.policy import Check, Guardrails, Point
+from keel.guardrails.setup import agent_guardrails
+from keel.guardrails.setup import capabilities as guardrail_capabilities
 from keel.pricing import Pricer
 from keel.prompts.errors import PromptError
 from keel.prompts.registry import PromptRegistry
@@ -274,11 +275,14 @@ class Runner:
         if spec.tools and (any(gates.values()) or cfg.guardrails):
             # A call may stop the run for approval (a gated tool, or a guardrail's require_approval).
             output_type = [output_type, DeferredToolRequests]
+        # The agent's guardrails, with every tenant's extra ones (chosen per run by its tenant).
+        guardrails = agent_guardrails(self, self.project, spec.name, cfg.guardrails)
         capabilities: list[Any] = []
         if durable:
             from keel.durable.replay import durable_capabilities  # imports DBOS: only when durable
 
             capabilities = durable_capabilities(spec.name, stream=stream)
+        capabilities = [*capabilities, *guardrail_capabilities(guardrails)]
         instructions: Any = spec.instructions or None
         if spec.prompt is not None:  # from the registry: rendered per run, carried by the deps
             instructions = _registry_instructions
@@ -315,11 +319,6 @@ class Runner:
             total_tokens_limit=limits.max_tokens,
         )
         input_validator = Draft202012Validator(spec.input_schema) if spec.input_schema is not None else None
-        guardrails = (
-            Guardrails([build_guardrail(raw, root=self.project.root) for raw in cfg.guardrails])
-            if cfg.guardrails
-            else None
-        )
         escalation = Escalation(cfg.escalation) if cfg.escalation.enabled else None
         return CompiledAgent(spec, agent, usage_limits, input_validator, guardrails, gates, escalation)
 
@@ -718,11 +717,18 @@ async def _guard_text(
     instructions: str | None,
 ) -> str:
     """The text after the `point` guardrails: redacted, or GuardrailBlocked (the run fails)."""
-    if not guardrails.at(point):
+    if not guardrails.at(point, tenant_id):
         return text
     outcome = await guardrails.run(
         Check(
-            point=point, agent=agent, text=text, run_id=run_id, tenant_id=tenant_id, instructions=instructions
+            point=point,
+            agent=agent,
+            text=text,
+            run_id=run_id,
+            tenant_id=tenant_id,
+            instructions=instructions,
+            user_id=recorder.user_id,
+            context=tuple(recorder.retrieved) if point == "output" else (),
         )
     )
     record_decisions(recorder, point, outcome)
