@@ -41,7 +41,13 @@ BODIES: dict[str, dict[str, Any]] = {
     "PUT /v1/prompts/{name}/labels/{label}": {"version": "1.0.0"},
     "POST /v1/runs/{run_id}/case": {"dataset": "matrix"},
     "POST /v1/runs/{run_id}/feedback": {"kind": "thumbs_up"},
+    "POST /v1/approvals/{approval_id}/approve": {},
+    "POST /v1/approvals/{approval_id}/reject": {"reason": "made by the matrix"},
+    "POST /v1/escalations/{escalation_id}/resolve": {"resolution": "made by the matrix"},
 }
+# The right scope's answers that depend on an earlier route of the matrix: tenant A's approval is
+# approved by the approve route (alphabetically first), so rejecting it afterwards is refused.
+RIGHT_SCOPE_AFTER_EARLIER_ROUTE = {"POST /v1/approvals/{approval_id}/reject": {409}}
 
 # Routes under a resource of tenant A whose answer to tenant B is not 404, and why: prompt names
 # are per tenant, so B creating a version of "its" prompt of that name writes B's own prompt, and B
@@ -85,6 +91,8 @@ class World:
     database_url: str
     user_a: str = ""  # a user of tenant A
     prompt_a: str = ""  # a prompt only tenant A has (version 1.0.0)
+    approval_a: str = ""  # a call of tenant A's run waiting for approval
+    escalation_a: str = ""  # an escalated run of tenant A
 
 
 def _create_keys(url: str) -> dict[str, str]:
@@ -144,6 +152,16 @@ def servers(
                       origins: ["http://localhost:{port}"]
                     """,
             )
+            (project / "agents" / "gated.yaml").write_text(
+                textwrap.dedent("""\
+                    name: gated
+                    model: fake
+                    instructions: Record, with a person's approval.
+                    tools:
+                      - {function: tools.side:record, approval: {}}
+                    escalation: {human_request: true}
+                    """)
+            )
             (project / "agents" / "private.yaml").write_text(
                 textwrap.dedent("""\
                     name: private
@@ -181,8 +199,29 @@ def world(servers: dict[str, Served], module_backend: str) -> Iterator[World]:
             headers=_auth(keys["a-all"]),
         )
         assert made.status_code == 201 and made.json()["version"] == "1.0.0", made.text
+        waiting = client.post(
+            "/v1/agents/gated/runs",
+            json={"input": "tenant a's secret run", "wait": 20},
+            headers=_auth(keys["a-all"]),
+        ).json()
+        assert waiting["status"] == "waiting_approval", waiting
+        escalated = client.post(
+            "/v1/agents/gated/runs",
+            json={"input": "tenant a's secret run: talk to a human", "wait": 20},
+            headers=_auth(keys["a-all"]),
+        ).json()
+        assert escalated["status"] == "escalated", escalated
         yield World(
-            client, served.policies, keys, run_a, keys["victim-prefix"], served.database_url, user_a, prompt_a
+            client,
+            served.policies,
+            keys,
+            run_a,
+            keys["victim-prefix"],
+            served.database_url,
+            user_a,
+            prompt_a,
+            waiting["approvals"][0]["id"],
+            escalated["escalation"]["id"],
         )
 
 
@@ -204,6 +243,8 @@ def _fill(path: str, world: World) -> str:
         "name": world.prompt_a,
         "version": "1.0.0",
         "label": "staging",  # production is protected: tests/prompts cover prompts:deploy
+        "approval_id": world.approval_a,
+        "escalation_id": world.escalation_a,
     }
     names = re.findall(r"{(\w+)}", path)
     unknown = [n for n in names if n not in values]
@@ -223,7 +264,16 @@ def _call(world: World, route: str, key: str | None) -> httpx.Response:
 
 
 def _a_secrets(world: World) -> list[str]:
-    return [world.run_a, world.victim_prefix, world.user_a, TENANT_A, "tenant a's secret run", PROMPT_SECRET]
+    return [
+        world.run_a,
+        world.victim_prefix,
+        world.user_a,
+        TENANT_A,
+        "tenant a's secret run",
+        PROMPT_SECRET,
+        world.approval_a,
+        world.escalation_a,
+    ]
 
 
 def test_every_route_against_every_kind_of_caller(world: World) -> None:
@@ -252,13 +302,23 @@ def test_every_route_against_every_kind_of_caller(world: World) -> None:
         expect(route, "missing scope", _call(world, route, world.keys[f"a-without:{scope}"]), {403})
 
         other = _call(world, route, world.keys[f"b-only:{scope}"])
-        per_resource = any(f"{{{name}}}" in route for name in ("run_id", "key_id", "user_id", "name"))
+        per_resource = any(
+            f"{{{name}}}" in route
+            for name in ("run_id", "key_id", "user_id", "name", "approval_id", "escalation_id")
+        )
         other_wanted = {404} if per_resource else {200, 201, 202}
         expect(route, "other tenant", other, OTHER_TENANT_OWN_NAMESPACE.get(route, other_wanted))
         # A 404 may repeat the id the caller sent in the path: that is not tenant A's data.
         sent = [
             v
-            for v in (world.run_a, world.victim_prefix, world.user_a, world.prompt_a)
+            for v in (
+                world.run_a,
+                world.victim_prefix,
+                world.user_a,
+                world.prompt_a,
+                world.approval_a,
+                world.escalation_a,
+            )
             if v in _fill(route.split(" ", 1)[1], world)
         ]
         leaked = [s for s in _a_secrets(world) if s not in sent and s in other.text]
@@ -273,11 +333,18 @@ def test_every_route_against_every_kind_of_caller(world: World) -> None:
             if route in BODIES or route.startswith(("GET", "DELETE"))
             else {200, 201, 202, 422}
         )
-        expect(route, "right scope", right, wanted)
+        expect(route, "right scope", right, RIGHT_SCOPE_AFTER_EARLIER_ROUTE.get(route, wanted))
     assert outcomes == [], "\n".join(outcomes)
 
     # 0 cross-tenant writes: tenant B's attempts changed nothing of tenant A's.
     admin_a = _auth(world.keys["a-all"])
+    approval = world.client.get(f"/v1/approvals/{world.approval_a}", headers=admin_a).json()
+    decider = world.keys["a-only:approvals:decide"]
+    assert approval["status"] == "approved" and decider.startswith(
+        "keel_" + approval["decided_by"].split(":", 1)[1] + "_"
+    )
+    escalation = world.client.get(f"/v1/escalations/{world.escalation_a}", headers=admin_a).json()
+    assert escalation["resolution"] == "made by the matrix"
     run = world.client.get(f"/v1/runs/{world.run_a}", headers=admin_a).json()
     assert run["tenant_id"] == TENANT_A and run["status"] == "succeeded"
     deadline = time.monotonic() + 10
@@ -322,8 +389,12 @@ def test_agent_access_lists_and_scope_escalation(world: World) -> None:
     refused = world.client.post("/v1/agents/private/runs", json={"input": "x"}, headers=a)
     assert refused.status_code == 403 and refused.json()["code"] == "agent_forbidden"
     assert world.client.post("/v1/agents/private/runs", json={"input": "x"}, headers=b).status_code == 202
-    assert [x["name"] for x in world.client.get("/v1/agents", headers=a).json()["agents"]] == ["worker"]
+    assert [x["name"] for x in world.client.get("/v1/agents", headers=a).json()["agents"]] == [
+        "gated",
+        "worker",
+    ]
     assert {x["name"] for x in world.client.get("/v1/agents", headers=b).json()["agents"]} == {
+        "gated",
         "worker",
         "private",
     }

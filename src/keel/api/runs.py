@@ -162,11 +162,10 @@ async def create_run(
             )
         return JSONResponse({**view, "urls": _urls(submitted.run_id)}, status_code=200, headers=headers)
     status = view["status"] if view is not None else "queued"
-    return JSONResponse(
-        {"run_id": submitted.run_id, "status": status, "urls": _urls(submitted.run_id)},
-        status_code=202,
-        headers=headers,
-    )
+    accepted: dict[str, Any] = {"run_id": submitted.run_id, "status": status, "urls": _urls(submitted.run_id)}
+    if view is not None and status == "waiting_approval":  # what it waits for, to decide at once
+        accepted["approvals"] = view.get("approvals", [])
+    return JSONResponse(accepted, status_code=202, headers=headers)
 
 
 @router.get("/runs/{run_id}")
