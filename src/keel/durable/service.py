@@ -621,18 +621,13 @@ class DurableRuns:
         """Tell reviewers (a child workflow per notification: retried durably, never holding the run)."""
         if not self.notifier.enabled:
             return
-        links = {}
-        base = self.project.config.approvals.dashboard_url
-        if base:
-            kind = "approvals" if event.startswith("approval") else "escalations"
-            links = {"inbox": f"{base.rstrip('/')}/{kind}", "item": f"{base.rstrip('/')}/{kind}/{id}"}
         job = {
             "event": event,
             "id": id,
             "run_id": run_id,
             "tenant_id": request.get("tenant_id"),
             "agent": agent,
-            "payload": {**payload, "links": links},
+            "payload": payload,  # links to the inbox are added from approvals.dashboard_url
         }
         from keel.durable.workflows import keel_notify
 

@@ -272,7 +272,8 @@ class Runner:
         output_schema = expand_unclear(spec.output_schema) if spec.output_schema is not None else None
         output_type: Any = output_spec(output_schema, cfg.output_mode, spec.name) if output_schema else str
         gates = {t.name: gate_for(t.config.approval, cfg.approvals) for t in spec.tools}
-        if spec.tools and (any(gates.values()) or cfg.guardrails):
+        tenant_guardrails = any(t.guardrails for t in self.project.config.tenants.values())
+        if spec.tools and (any(gates.values()) or cfg.guardrails or tenant_guardrails):
             # A call may stop the run for approval (a gated tool, or a guardrail's require_approval).
             output_type = [output_type, DeferredToolRequests]
         # The agent's guardrails, with every tenant's extra ones (chosen per run by its tenant).
