@@ -1,4 +1,4 @@
-"""Reviewer notifications: the `keel.notify` workflow's body (see docs/approvals-notifications.md).
+"""Reviewer notifications: the `keel.notify` workflow's body (see docs/approvals.md#notifying-reviewers).
 
 When a tool call waits for approval, or a run is escalated to a person, Keel tells reviewers
 through the channels `keel.yaml`'s `approvals:` configures: a signed webhook (`approvals.webhook`)
