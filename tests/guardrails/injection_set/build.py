@@ -41,6 +41,7 @@ from tests.guardrails.injection_set.holdout import INDIRECT_CARRIED as HOLDOUT_I
 from tests.guardrails.injection_set.holdout import INJECTIONS as HOLDOUT_INJECTIONS
 from tests.guardrails.injection_set.holdout import OBFUSCATED as HOLDOUT_OBFUSCATED
 from tests.guardrails.injection_set.holdout3 import BENIGN_3, ENCODED_3, ENCODED_BENIGN_3, INJECTIONS_3
+from tests.guardrails.injection_set.holdout4 import BENIGN_4, INJECTIONS_4
 
 SEED = 20240611
 HERE = Path(__file__).parent
@@ -307,6 +308,10 @@ def build() -> list[dict[str, Any]]:
         )
     _holdout(rng, add)
     _holdout3(add)
+    for i, (kind, lang, text) in enumerate(INJECTIONS_4):
+        add(text, "injection", kind, lang, "holdout4", f"h4-attack-{i:03d}", "holdout4")
+    for i, (kind, lang, text) in enumerate(BENIGN_4):
+        add(text, "benign", kind, lang, "holdout4", f"h4-benign-{i:03d}", "holdout4")
     return items
 
 
