@@ -14,6 +14,7 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 from keel.config import load_project
 from keel.config.project import ResolvedModel
 from keel.errors import ConfigError
+from keel.guardrails.untrusted import unmark
 from keel.runtime.runner import Runner
 
 SENT: list[dict[str, Any]] = []
@@ -34,7 +35,7 @@ def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     last = messages[-1]
     returned = [p for p in getattr(last, "parts", []) if isinstance(p, ToolReturnPart)]
     if returned:
-        return ModelResponse(parts=[TextPart(f"tool said: {returned[0].content}")])
+        return ModelResponse(parts=[TextPart(f"tool said: {unmark(str(returned[0].content))}")])
     user = next(p.content for m in messages for p in getattr(m, "parts", []) if p.part_kind == "user-prompt")
     text = str(user)
     if text.startswith("send "):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +47,9 @@ def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         if len(returns) < 3:
             return ModelResponse(parts=[ToolCallPart("lookup", {"q": "x"}, tool_call_id=f"l{len(returns)}")])
         return ModelResponse(parts=[TextPart("gave up")])
-    if returns and str(returns[-1].content).startswith("paid"):
-        return ModelResponse(parts=[TextPart(f"done: {returns[-1].content}")])
+    paid = re.search(r"paid \d+ to \w+", str(returns[-1].content)) if returns else None
+    if paid:  # the tool's result reaches the model marked as untrusted data
+        return ModelResponse(parts=[TextPart(f"done: {paid.group(0)}")])
     if len(returns) >= 4:
         return ModelResponse(parts=[TextPart("I could not pay")])
     amount = 100 * (len(returns) + 1)

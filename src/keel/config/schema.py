@@ -145,6 +145,25 @@ class ToolConfig(_Strict):
         default=None,
         description="Every call of this tool waits for a person's approval (see docs/approvals.md).",
     )
+    trusted: bool = Field(
+        default=False,
+        description="true: this tool's results reach the model as they are, not marked as untrusted data "
+        "(for tools whose output no outsider can write, e.g. a calculator).",
+    )
+
+
+class UntrustedConfig(_Strict):
+    """Where content that others wrote is marked as data, not instructions, before the model sees it
+    (see docs/guardrails.md#untrusted-content)."""
+
+    input: bool = Field(
+        default=False,
+        description="Mark the run's input as untrusted data: for agents whose input is third-party content "
+        "(an email body, a ticket, a web page) rather than their user's request.",
+    )
+    tool_results: bool = Field(
+        default=True, description="Mark what tools return (except tools with trusted: true)."
+    )
 
 
 class Timeouts(_Strict):
@@ -377,6 +396,7 @@ class AgentConfig(_Strict):
     evals: EvalsConfig = EvalsConfig()
     approvals: AgentApprovals = AgentApprovals()
     escalation: EscalationConfig = EscalationConfig()
+    untrusted: UntrustedConfig = UntrustedConfig()
     guardrails: list[Annotated[dict[str, Any], AfterValidator(_guardrail)]] = Field(
         default=[],
         description="Input, output and action guardrails, in order (docs/guardrails.md).",

@@ -343,10 +343,9 @@ def _max_input(spec: MaxInputSpec, name: str, root: Any) -> Checker:
 def _injection(spec: InjectionSpec, name: str, root: Any) -> Checker:
     from keel.guardrails.injection import InjectionDetector
 
-    detector = (
-        InjectionDetector(use_classifier=True, classifier_threshold=spec.threshold)
-        if spec.classifier
-        else InjectionDetector(threshold=0.5 if spec.threshold is None else spec.threshold)
+    # The threshold applies to the combined score (rules, and the classifier rescaled onto it).
+    detector = InjectionDetector(
+        use_classifier=spec.classifier, threshold=0.5 if spec.threshold is None else spec.threshold
     )
 
     def check(c: Check) -> Decision:

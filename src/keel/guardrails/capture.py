@@ -21,13 +21,17 @@ from pydantic_ai.messages import ToolCallPart
 from pydantic_ai.tools import ToolDefinition
 
 from keel.guardrails.policy import ContextItem
+from keel.guardrails.untrusted import unmark
 
 MAX_RESULT_CHARS = 100_000
 """A tool result longer than this is cut (the judge reads a bounded context anyway)."""
 
 
 def result_text(value: Any) -> str:
-    """A tool's result as text: strings as they are, anything else as JSON."""
+    """A tool's result as text: strings as they are (the content of an untrusted-data marking,
+    see keel.guardrails.untrusted), anything else as JSON."""
+    if isinstance(value, str):
+        value = unmark(value)
     if isinstance(value, str):
         text = value
     else:

@@ -44,6 +44,7 @@ from keel.config.project import AgentSpec, Project, ResolvedModel
 from keel.config.validation import storage_issues
 from keel.errors import BadInput, ConfigError, ErrorCategory, UsageError
 from keel.guardrails.builtin import as_text
+from keel.guardrails.injection import mark_untrusted
 from keel.guardrails.policy import Check, Guardrails, Point
 from keel.guardrails.setup import agent_guardrails
 from keel.guardrails.setup import capabilities as guardrail_capabilities
@@ -300,6 +301,7 @@ class Runner:
                 circuits=self.circuits,
                 circuit_breaker=breakers,
                 approvals=cfg.approvals,
+                mark_results=cfg.untrusted.tool_results,
             ),
             retries=AgentRetries(tools=2, output=cfg.output_retries),
             model_settings=ModelSettings(**settings),  # type: ignore[typeddict-item]
@@ -450,6 +452,8 @@ class Runner:
                         tenant_id,
                         deps.instructions,
                     )
+                if resume is None and spec.config.untrusted.input and user_prompt is not None:
+                    user_prompt = mark_untrusted(user_prompt, "run input")
                 if resume is None and compiled.escalation is not None and user_prompt is not None:
                     escalate = compiled.escalation.check_input(user_prompt)
                     if escalate is not None:

@@ -15,6 +15,7 @@ A tool's exceptions and timeouts count as failures; `ModelRetry` (bad arguments)
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
@@ -34,6 +35,7 @@ from keel.config.schema import CircuitBreakerConfig, RetryOptions, ToolConfig
 from keel.errors import ErrorCategory, ToolFailure
 from keel.gateway.keys import Scope
 from keel.gateway.principal import DEFAULT_TENANT, Principal
+from keel.guardrails.injection import mark_untrusted
 from keel.runtime.approval import APPROVAL_REASON, Gate, gate_for
 from keel.runtime.circuit import CircuitRegistry, Outcome, Permit, Refusal
 from keel.runtime.circuit_guard import ToolCircuit
@@ -89,6 +91,7 @@ class ToolPolicy:
     on_failure: str
     circuit: ToolCircuit | None = None
     gate: Gate | None = None  # every call needs a person's approval
+    mark_result: bool = False  # the result reaches the model marked as untrusted data
 
 
 def policy_for(
@@ -96,6 +99,7 @@ def policy_for(
     default_timeout: float | None,
     circuit: ToolCircuit | None = None,
     approvals: AgentApprovals | None = None,
+    mark_results: bool = False,
 ) -> ToolPolicy:
     retry = tool.retry
     backoff = RetryOptions(
@@ -111,6 +115,7 @@ def policy_for(
         on_failure=tool.on_failure,
         circuit=circuit,
         gate=gate_for(tool.approval, approvals or AgentApprovals()),
+        mark_result=mark_results and not tool.trusted,
     )
 
 
@@ -121,6 +126,7 @@ def build_tools(
     circuits: CircuitRegistry | None = None,
     circuit_breaker: CircuitBreakerConfig | None = None,
     approvals: AgentApprovals | None = None,
+    mark_results: bool = False,
 ) -> list[Tool[RunDeps]]:
     """pydantic-ai tools whose every call goes through the tool's `ToolPolicy`. With `circuits`,
     a tool whose breaker is enabled (the agent's `circuit_breaker`, with the tool's own keys
@@ -135,7 +141,8 @@ def build_tools(
         if circuits is not None and settings.enabled:
             circuit = ToolCircuit(circuits.breaker("tool", resolved.name, settings))
         tool.function_schema = PolicyFunctionSchema.around(
-            tool.function_schema, policy_for(resolved.config, default_timeout, circuit, approvals)
+            tool.function_schema,
+            policy_for(resolved.config, default_timeout, circuit, approvals, mark_results),
         )
         built.append(tool)
     return built
@@ -243,6 +250,8 @@ class PolicyFunctionSchema(FunctionSchema):
                 result = await self._call_with_policy(args_dict, ctx, policy, record, span, recorder)
                 record.status = "ok"
                 span.ok(result, record.attempts)
+                if policy.mark_result:  # inside the durable step: the marking is checkpointed too
+                    return mark_untrusted(_as_text(result), f"tool {name}")
                 return result
             except (ApprovalRequired, RunEscalated) as exc:
                 span.failed(
@@ -374,6 +383,12 @@ class PolicyFunctionSchema(FunctionSchema):
         if policy.on_failure == "fail":
             return ToolFailure(f"{message} ({refusal.describe()})", category=ErrorCategory.CIRCUIT_OPEN)
         return ToolFailed(message)
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(to_jsonable_python(value), ensure_ascii=False)
 
 
 def _signal_outcome(signal: BaseException) -> Outcome:

@@ -15,6 +15,8 @@ from typing import cast
 
 from pydantic import JsonValue
 
+from keel.guardrails.untrusted import unmark
+
 JsonObject = dict[str, JsonValue]
 
 
@@ -220,6 +222,8 @@ def _parse_message(item: JsonValue, index: int) -> Message:
         )
     tool_call_id = item.get("tool_call_id")
     name = item.get("name")
+    if role == "tool":  # read through the untrusted-data marking, as a model does (the body keeps it)
+        content = unmark(content)
     return Message(
         role=role,
         content=content,
