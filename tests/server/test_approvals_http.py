@@ -38,7 +38,10 @@ def transfer(ctx: RunContext, amount: int, to: str) -> str:
 def adversary(request: ChatRequest) -> Reply:
     """Tries `transfer` again after every tool answer, with other arguments, four times."""
     answers = [m for m in request.messages if m.role == "tool"]
-    if "talk to a human" in (request.last_user or ""):
+    last = request.last_user or ""
+    if "handed this run to a person" in last:  # the summary agent
+        return Reply(text="SUMMARY: the user wants a person; nothing was tried")
+    if "talk to a human" in last:
         return Reply(text="ok")
     if len(answers) >= 4:
         return Reply(text="finished: " + " | ".join(a.content[:40] for a in answers))
@@ -76,9 +79,12 @@ def write_project(
             tools:
               - {{function: tools.money:transfer, approval: {approval}}}
             timeouts: {{run: 120, model_request: 30}}
-            escalation: {{human_request: true}}
+            escalation: {{human_request: true, summary_agent: summarizer}}
             """
         )
+    )
+    (root / "agents" / "summarizer.yaml").write_text(
+        "name: summarizer\nmodel: fake\ninstructions: Summarize the run for the person taking over.\n"
     )
     return root
 
@@ -269,7 +275,12 @@ def timeout_policy(tmp_path: Path, database_url: str, policy: str) -> None:
                 assert "within its timeout" in view["escalation"]["reason"]
                 listed = httpx.get(f"{e.url}/v1/escalations", timeout=10).json()["escalations"]
                 assert [x["run_id"] for x in listed] == [run_id]
-                assert "pay acct" in listed[0]["summary"]
+                assert listed[0]["summary"].startswith("SUMMARY:")
+                # The summary agent was given the record's summary: the request and where it got stuck.
+                asked = [
+                    r.last_user or "" for r in fake.requests() if "handed this run" in (r.last_user or "")
+                ]
+                assert asked and "pay acct" in asked[0] and "within its timeout" in asked[0]
                 resolved = httpx.post(
                     f"{e.url}/v1/escalations/{listed[0]['id']}/resolve",
                     json={"resolution": "paid by phone"},
@@ -304,4 +315,8 @@ def test_user_asking_for_a_person_is_escalated(env: Env) -> None:
     assert view["escalation"]["trigger"] == "human_request"
     assert view["output"] is None and view["model_requests"] == 0
     listed = httpx.get(f"{env.url}/v1/escalations", timeout=10).json()["escalations"]
-    assert listed[0]["run_id"] == run_id and "talk to a human" in listed[0]["summary"]
+    # The summary agent rewrote the summary made from the run's record.
+    assert listed[0]["run_id"] == run_id and listed[0]["summary"].startswith(
+        "SUMMARY: the user wants a person"
+    )
+    assert view["escalation"]["summary"] == listed[0]["summary"]
