@@ -8,15 +8,13 @@ from __future__ import annotations
 
 def luhn_valid(digits: str) -> bool:
     """Whether a string of digits passes the Luhn checksum of payment card numbers."""
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = ord(char) - 48
-        if index % 2:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
+    kept, doubled = digits[-1::-2], digits[-2::-2]
+    total = sum(map(int, kept)) + sum(map(int, doubled.translate(_DOUBLED)))
     return total % 10 == 0
+
+
+# A digit doubled, its two digits added (Luhn): 5 -> 10 -> 1.
+_DOUBLED = str.maketrans("0123456789", "0246813579")
 
 
 # (brand, IIN ranges as (low, high) over a prefix of the same length, valid lengths)
@@ -35,13 +33,21 @@ _CARD_BRANDS: tuple[tuple[str, tuple[tuple[int, int], ...], frozenset[int]], ...
 # check one time in ten.
 
 
+# Per length, the brands issuing it with their ranges as (low, high, prefix width), in the order above.
+_BRANDS_BY_LENGTH: dict[int, tuple[tuple[str, tuple[tuple[int, int, int], ...]], ...]] = {
+    length: tuple(
+        (brand, tuple((low, high, len(str(low))) for low, high in ranges))
+        for brand, ranges, lengths in _CARD_BRANDS
+        if length in lengths
+    )
+    for length in range(12, 20)
+}
+
+
 def card_brand(digits: str) -> str | None:
     """The card scheme whose issuer prefix and length `digits` match, or None."""
-    for brand, ranges, lengths in _CARD_BRANDS:
-        if len(digits) not in lengths:
-            continue
-        for low, high in ranges:
-            width = len(str(low))
+    for brand, ranges in _BRANDS_BY_LENGTH.get(len(digits), ()):
+        for low, high, width in ranges:
             if low <= int(digits[:width]) <= high:
                 return brand
     return None
@@ -68,8 +74,11 @@ def iban_mod97(compact: str) -> bool:
     """Whether an IBAN without spaces (upper case) passes its mod-97 check (ISO 13616)."""
     if not 15 <= len(compact) <= 34 or not compact.isalnum() or not compact[2:4].isdigit():
         return False
-    rearranged = compact[4:] + compact[:4]
-    return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
+    return int((compact[4:] + compact[:4]).translate(_BASE36)) % 97 == 1
+
+
+# Letters as their base-36 values (A = 10 … Z = 35), digits as they are: the number mod 97 checks.
+_BASE36 = {ord(c): str(int(c, 36)) for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"}
 
 
 # --- national identity numbers ------------------------------------------------------------------------

@@ -111,8 +111,12 @@ _PHONE_CONTEXT = re.compile(
 )
 
 
+_NOT_DIGIT = re.compile(r"[^0-9]+")
+
+
 def _digits(text: str) -> str:
-    return "".join(c for c in text if c.isdigit())
+    """The ASCII digits of `text` (matches hold no other digits: the text is normalized)."""
+    return _NOT_DIGIT.sub("", text)
 
 
 def _clean_before(text: str, start: int) -> bool:
@@ -205,7 +209,7 @@ def _national(text: str, hits: list[Hit]) -> None:
     for match in _NATIONAL.finditer(text):
         start, end = match.span()
         value = match.group()
-        count = sum(c.isdigit() for c in value)
+        count = len(_digits(value))
         if not 9 <= count <= 12 or not _clean_before(text, start) or not _clean_after(text, end):
             continue
         spaced = match.group("sep") is not None or "(" in value
