@@ -35,7 +35,9 @@ def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     SEEN.append(list(messages))
     returns = [p for m in messages for p in getattr(m, "parts", []) if isinstance(p, ToolReturnPart)]
     if not returns:
-        return ModelResponse(parts=[ToolCallPart("read_email", {"n": 1}), ToolCallPart("add", {"a": 1, "b": 2})])
+        return ModelResponse(
+            parts=[ToolCallPart("read_email", {"n": 1}), ToolCallPart("add", {"a": 1, "b": 2})]
+        )
     return ModelResponse(parts=[TextPart("ok")])
 
 
@@ -64,7 +66,9 @@ def parts(kind: type[Any]) -> list[Any]:
     return [p for m in SEEN[-1] for p in getattr(m, "parts", []) if isinstance(p, kind)]
 
 
-def test_tool_results_are_marked_unless_the_tool_is_trusted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tool_results_are_marked_unless_the_tool_is_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     result = asyncio.run(runner(tmp_path, "", monkeypatch).run("reader", "read my mail"))
     assert result.succeeded, result.error
     returned = {p.tool_name: p.content for p in parts(ToolReturnPart)}
