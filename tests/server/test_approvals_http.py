@@ -212,6 +212,8 @@ def test_edit_cancel_events_and_bad_input(env: Env) -> None:
     assert env.decide("ap_nope", "approve").status_code == 404
     inbox = httpx.get(f"{env.url}/v1/approvals", timeout=10).json()["approvals"]
     assert [a["id"] for a in inbox] == [waiting["id"]]
+    listed = httpx.get(f"{env.url}/v1/runs", params={"status": "waiting_approval"}, timeout=10).json()["runs"]
+    assert [(r["run_id"], r["approvals"][0]["id"]) for r in listed] == [(run_id, waiting["id"])]
 
     edited = env.decide(waiting["id"], "approve", {"args": {"amount": 7, "to": "acct-7"}, "comment": "fixed"})
     assert edited.status_code == 200 and edited.json()["edited_args"] == {"amount": 7, "to": "acct-7"}

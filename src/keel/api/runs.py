@@ -193,8 +193,18 @@ async def list_runs(
     cursor: str | None = None,
 ) -> dict[str, Any]:
     """Ended runs from the run history, newest first (pass `next_cursor` back for the next page);
-    `status=queued` or `status=running` lists the runs not ended yet instead."""
+    `status=queued`, `status=running` or `status=waiting_approval` lists the runs not ended yet
+    instead (oldest first)."""
     runs = _runs(request, principal)
+    if status == "waiting_approval":  # not in the history until they end
+        desk = runs.durable.approvals
+        stops = await desk.store.waiting_runs(tenant_id=principal.tenant_id, agent=agent, limit=limit)
+        views = []
+        for stop in stops:
+            view = dict(stop["view"])
+            view["approvals"] = await desk.store.approvals_of(stop["run_id"], stop["pause"])
+            views.append(view)
+        return {"runs": views, "next_cursor": None}
     if status in ("queued", "running"):
         agents = [agent] if agent else list(runs.durable.project.agents)
         views = await runs.active(agents, status, limit, session_id)

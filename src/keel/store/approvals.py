@@ -118,6 +118,22 @@ class ApprovalStore(AsyncDatabase):
             row = (await connection.execute(statement)).mappings().first()
         return None if row is None else dict(row)
 
+    async def waiting_runs(
+        self, *, tenant_id: str | None, agent: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """The latest stop of each run that waits for approval now, oldest first."""
+        statement = select(run_pauses).where(run_pauses.c.status == WAITING)
+        if agent is not None:
+            statement = statement.where(run_pauses.c.agent == agent)
+        statement = scope_to_tenant(
+            statement.order_by(run_pauses.c.created_at, run_pauses.c.run_id).limit(limit),
+            run_pauses,
+            tenant_id,
+        )
+        async with read_connection(self._engine, self._url) as connection:
+            rows = (await connection.execute(statement)).mappings().all()
+        return [dict(row) for row in rows]
+
     async def ready_pauses(self, limit: int = 100) -> list[dict[str, Any]]:
         """Waiting stops whose every call is decided: their runs can go on (or end)."""
         undecided = exists().where(
