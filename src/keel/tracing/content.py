@@ -48,6 +48,7 @@ class ContentCapture:
     """The content policy of one `Tracing`: renders, masks and cuts what goes into span attributes."""
 
     __slots__ = (
+        "__weakref__",  # keel.tracing.logs follows live captures without keeping them alive
         "_cache",
         "_json_values",
         "_keys",
@@ -81,6 +82,11 @@ class ContentCapture:
         self._cache: dict[str, str] = {}
         self._keys: dict[str, tuple[str, bool]] = {}  # mapping key -> (masked key, names a secret)
         self._messages: dict[int, tuple[weakref.ref[object], str]] = {}  # id -> (message, masked JSON)
+
+    @property
+    def secret_values(self) -> tuple[str, ...]:
+        """The exact values masked wherever they appear (secret environment variables' values)."""
+        return self._values
 
     @property
     def enabled(self) -> bool:

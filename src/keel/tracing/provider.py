@@ -28,7 +28,7 @@ from opentelemetry.trace import NoOpTracer, Tracer
 
 from keel.config.schema import OtlpConfig, TracingConfig
 from keel.errors import UsageError
-from keel.tracing import semconv
+from keel.tracing import logs, semconv
 from keel.tracing.content import DEFAULT_MAX_CHARS, ContentCapture
 from keel.tracing.sink import RecordProcessor, SpanSink
 
@@ -93,10 +93,10 @@ class Tracing:
         Raises `UsageError` when an OTLP header's environment variable is not set.
         """
         env = os.environ if environ is None else environ
-        if not config.enabled:
-            return cls.disabled()
-        headers = _otlp_headers(config.otlp, env) if config.otlp is not None else {}
         names = [*WELL_KNOWN_SECRET_ENV_VARS, *secret_env_vars]
+        if not config.enabled:  # no spans, but Keel's logs are still masked (secrets only)
+            return cls._disabled_with(ContentCapture("off", secret_values=[env.get(n) for n in names]))
+        headers = _otlp_headers(config.otlp, env) if config.otlp is not None else {}
         if config.otlp is not None:
             names.extend(config.otlp.headers_env.values())
         capture = ContentCapture(
@@ -104,6 +104,7 @@ class Tracing:
             max_chars=max_content_chars,
             secret_values=[env.get(name) for name in names] + list(headers.values()),
         )
+        logs.install(capture)  # Keel's log records are masked as this capture masks content
         provider = TracerProvider(
             sampler=ALWAYS_ON,
             resource=Resource.create({semconv.SERVICE_NAME: config.service_name}),
@@ -123,7 +124,7 @@ class Tracing:
         tracer = provider.get_tracer(INSTRUMENTATION_SCOPE, _keel_version())
         if isinstance(tracer, NoOpTracer):  # OTEL_SDK_DISABLED=true: honour it, at no cost
             provider.shutdown()
-            return cls.disabled()
+            return cls._disabled_with(capture)
         return cls(
             tracer=tracer,
             capture=capture,
@@ -136,6 +137,12 @@ class Tracing:
     def disabled(cls) -> Tracing:
         """Tracing that records nothing: spans cost a function call."""
         return cls(tracer=NoOpTracer(), capture=ContentCapture("off"))
+
+    @classmethod
+    def _disabled_with(cls, capture: ContentCapture) -> Tracing:
+        """Disabled tracing whose `capture` still decides how Keel's log records are masked."""
+        logs.install(capture)
+        return cls(tracer=NoOpTracer(), capture=capture)
 
     @property
     def dropped(self) -> int:
