@@ -66,13 +66,14 @@ def project(
     root: Path,
     agent_extra: str = "",
     tool: str = "  - {function: tools_pay:pay, approval: {reason: money leaves}}\n",
+    tools: str = TOOLS,
 ) -> Path:
     (root / "agents").mkdir(parents=True)
     (root / "keel.yaml").write_text(
         "project: a\nmodels:\n  m: {provider: openai-compatible, model: m, base_url: 'http://127.0.0.1:9/v1'}\n"
         "storage: {enabled: false}\ntracing: {enabled: false}\n"
     )
-    (root / "tools_pay.py").write_text(TOOLS)
+    (root / "tools_pay.py").write_text(tools)
     (root / "agents" / "payer.yaml").write_text(
         "model: m\ninstructions: Pay people.\ntools:\n"
         + tool
@@ -88,12 +89,17 @@ def paid() -> list[int]:
     return list(tools_pay.PAID)
 
 
+def make_runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, agent_extra: str = "", **kw: str) -> Runner:
+    root = project(tmp_path, agent_extra, **kw)
+    monkeypatch.syspath_prepend(str(root))
+    for module in ("tools_pay", "checks"):
+        monkeypatch.delitem(__import__("sys").modules, module, raising=False)
+    return Runner(load_project(root), model_factory=factory)
+
+
 @pytest.fixture
 def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Runner:
-    root = project(tmp_path)
-    monkeypatch.syspath_prepend(str(root))
-    monkeypatch.delitem(__import__("sys").modules, "tools_pay", raising=False)
-    return Runner(load_project(root), model_factory=factory)
+    return make_runner(tmp_path, monkeypatch)
 
 
 def go(runner: Runner, text: str = "pay bob", **kw: Any) -> RunResult:
@@ -155,10 +161,7 @@ def test_rejection_reaches_the_model_and_each_new_attempt_needs_approval(runner:
 
 
 def test_max_pauses_escalates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    root = project(tmp_path, "approvals: {max_pauses: 2}\n")
-    monkeypatch.syspath_prepend(str(root))
-    monkeypatch.delitem(__import__("sys").modules, "tools_pay", raising=False)
-    runner = Runner(load_project(root), model_factory=factory)
+    runner = make_runner(tmp_path, monkeypatch, "approvals: {max_pauses: 2}\n")
     result = go(runner)
     for _ in range(2):
         cid = result.approvals[0]["call_id"]
@@ -176,14 +179,12 @@ def test_guardrail_can_require_approval(tmp_path: Path, monkeypatch: pytest.Monk
         "        return Decision('require_approval', 'big', 'over 150')\n"
         "    return None\n"
     )
-    root = project(
+    runner = make_runner(
         tmp_path,
+        monkeypatch,
         "guardrails:\n  - {type: python, function: 'checks:big', points: [action]}\n",
         tool="  - {function: tools_pay:pay}\n",
     )
-    monkeypatch.syspath_prepend(str(root))
-    monkeypatch.delitem(__import__("sys").modules, "tools_pay", raising=False)
-    runner = Runner(load_project(root), model_factory=factory)
     result = go(runner)
     assert result.status is RunStatus.SUCCEEDED and paid() == [100]  # under the ceiling: no gate
     over = asyncio.run(runner.run("payer", "pay bob", run_id="r2", resume=None))
@@ -198,15 +199,12 @@ def test_guardrail_requiring_approval_gates_the_call(tmp_path: Path, monkeypatch
         "        return Decision('require_approval', 'big', 'over 50')\n"
         "    return None\n"
     )
-    root = project(
+    runner = make_runner(
         tmp_path,
+        monkeypatch,
         "guardrails:\n  - {type: python, function: 'checks:big', points: [action]}\n",
         tool="  - {function: tools_pay:pay}\n",
     )
-    monkeypatch.syspath_prepend(str(root))
-    monkeypatch.delitem(__import__("sys").modules, "tools_pay", raising=False)
-    monkeypatch.delitem(__import__("sys").modules, "checks", raising=False)
-    runner = Runner(load_project(root), model_factory=factory)
     first = go(runner)
     assert first.status is RunStatus.WAITING_APPROVAL and paid() == []
     assert first.approvals[0]["reason"] == "big: over 50"
@@ -216,10 +214,7 @@ def test_guardrail_requiring_approval_gates_the_call(tmp_path: Path, monkeypatch
 
 
 def test_escalation_on_request_for_a_person(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    root = project(tmp_path, "escalation: {human_request: true}\n")
-    monkeypatch.syspath_prepend(str(root))
-    monkeypatch.delitem(__import__("sys").modules, "tools_pay", raising=False)
-    runner = Runner(load_project(root), model_factory=factory)
+    runner = make_runner(tmp_path, monkeypatch, "escalation: {human_request: true}\n")
     result = go(runner, "pay bob, or let me talk to a human please")
     assert result.status is RunStatus.ESCALATED and result.model_requests == 0
     assert result.escalation is not None and result.escalation["trigger"] == "human_request"
@@ -229,17 +224,13 @@ def test_escalation_on_request_for_a_person(tmp_path: Path, monkeypatch: pytest.
 def test_escalation_after_failed_attempts_has_a_summary(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root = project(
+    runner = make_runner(
         tmp_path,
+        monkeypatch,
         "escalation: {failed_attempts: 2}\n",
         tool="  - {function: tools_pay:pay}\n",
+        tools=TOOLS.replace('return "nothing found"', 'raise RuntimeError("index down")'),
     )
-    (root / "tools_pay.py").write_text(
-        TOOLS.replace('return "nothing found"', 'raise RuntimeError("index down")')
-    )
-    monkeypatch.syspath_prepend(str(root))
-    monkeypatch.delitem(__import__("sys").modules, "tools_pay", raising=False)
-    runner = Runner(load_project(root), model_factory=factory)
     result = go(runner, "lookup the invoice")
     assert result.status is RunStatus.ESCALATED
     assert result.escalation is not None and result.escalation["trigger"] == "failed_attempts"
@@ -250,14 +241,12 @@ def test_escalation_after_failed_attempts_has_a_summary(
 def test_escalation_on_high_stakes_tool_and_low_confidence(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root = project(
+    runner = make_runner(
         tmp_path,
+        monkeypatch,
         "escalation: {tools: [pay], confidence: {field: confidence, below: 0.5}}\n",
         tool="  - {function: tools_pay:pay}\n",
     )
-    monkeypatch.syspath_prepend(str(root))
-    monkeypatch.delitem(__import__("sys").modules, "tools_pay", raising=False)
-    runner = Runner(load_project(root), model_factory=factory)
     result = go(runner)
     assert result.status is RunStatus.ESCALATED and result.escalation["trigger"] == "high_stakes_tool"  # type: ignore[index]
     assert paid() == []

@@ -233,26 +233,29 @@ class ApprovalStore(AsyncDatabase):
         args: Mapping[str, Any] | None = None,
     ) -> Decided | None:
         """Decide a pending call (None: no such call for this tenant)."""
-        condition = and_(approvals.c.id == id, approvals.c.status == PENDING)
-        if tenant_id is not None:
-            condition = and_(condition, approvals.c.tenant_id == tenant_id)
-        statement = (
-            update(approvals)
-            .where(condition)
-            .values(
-                status="approved" if approved else "rejected",
-                decided_at=as_utc(now),
-                decided_by=by,
-                decision_reason=reason,
-                edited_args=dict(args) if args is not None else None,
-            )
+        changed = await self._settle(
+            approvals,
+            id,
+            tenant_id,
+            PENDING,
+            status="approved" if approved else "rejected",
+            decided_at=as_utc(now),
+            decided_by=by,
+            decision_reason=reason,
+            edited_args=dict(args) if args is not None else None,
         )
-        async with write_transaction(self._engine, self._url) as connection:
-            result = await connection.execute(statement)
         stored = await self.get(id, tenant_id=tenant_id)
-        if stored is None:
-            return None
-        return Decided(stored, changed=bool(result.rowcount))
+        return None if stored is None else Decided(stored, changed)
+
+    async def _settle(self, table: Any, id: str, tenant_id: str | None, current: str, **values: Any) -> bool:
+        """Move row `id` from status `current` to `values` (of the tenant, when given): one
+        conditional UPDATE, so only one of concurrent callers changes it. True if this one did."""
+        condition = and_(table.c.id == id, table.c.status == current)
+        if tenant_id is not None:
+            condition = and_(condition, table.c.tenant_id == tenant_id)
+        async with write_transaction(self._engine, self._url) as connection:
+            result = await connection.execute(update(table).where(condition).values(**values))
+        return bool(result.rowcount)
 
     async def expired(self, now: datetime, limit: int = 100) -> list[dict[str, Any]]:
         statement = (
@@ -329,18 +332,18 @@ class ApprovalStore(AsyncDatabase):
     async def resolve_escalation(
         self, id: str, *, tenant_id: str | None, by: str, resolution: str, now: datetime
     ) -> Decided | None:
-        condition = and_(escalations.c.id == id, escalations.c.status == "open")
-        if tenant_id is not None:
-            condition = and_(condition, escalations.c.tenant_id == tenant_id)
-        statement = (
-            update(escalations)
-            .where(condition)
-            .values(status="resolved", resolved_at=as_utc(now), resolved_by=by, resolution=resolution)
+        changed = await self._settle(
+            escalations,
+            id,
+            tenant_id,
+            "open",
+            status="resolved",
+            resolved_at=as_utc(now),
+            resolved_by=by,
+            resolution=resolution,
         )
-        async with write_transaction(self._engine, self._url) as connection:
-            result = await connection.execute(statement)
         stored = await self.escalation(id, tenant_id=tenant_id)
-        return None if stored is None else Decided(stored, changed=bool(result.rowcount))
+        return None if stored is None else Decided(stored, changed)
 
 
 def approval_view(row: Any) -> dict[str, Any]:
