@@ -1,19 +1,22 @@
 """The cost of the built-in guardrails that use no model, per run, for a 2 KB input.
 
-    python -m bench.guardrails [--runs N]
+    python -m bench.guardrails [--runs N] [--breakdown]
 
 A "run" here is what the guardrails check in one run: its input (2 KB), its output (a 1 KB
 answer) and two tool calls, through an agent's full set of model-free guardrails: `max_input`,
 `injection` (heuristics), `pii` (redact), `deny`, `prompt_leak`, `tools`, `argument`, `max_calls`,
 and `pii` on tool arguments. Two inputs: ordinary support email prose, and a PII-dense email.
-Target (issue 6): p50 at most 2 ms per run.
+Target (issue 6): p50 at most 2 ms per run. `--breakdown` also prints each guardrail's share
+(median cost of its checks per run), to see where the time of a PII-dense run goes.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import time
+from typing import Any
 
 from bench.common import machine_line, percentile
 from keel.guardrails.builtin import build
@@ -80,9 +83,37 @@ async def measure(text: str, runs: int) -> list[float]:
     return samples
 
 
+def breakdown(text: str, runs: int) -> dict[tuple[str, str], float]:
+    """Median milliseconds per run that each guardrail's checks take, by (guardrail, point)."""
+    built = [build(spec) for spec in SPECS]
+    spent: dict[tuple[str, str], list[float]] = {}
+    for guardrail in built:
+        check = guardrail._check  # type: ignore[attr-defined]
+
+        def timed(c: Check, check: Any = check, name: str = guardrail.name) -> Any:
+            start = time.perf_counter()
+            try:
+                return check(c)
+            finally:
+                spent.setdefault((name, c.point), []).append((time.perf_counter() - start) * 1000)
+
+        guardrail._check = timed  # type: ignore[attr-defined]
+    guardrails = Guardrails(built)
+
+    async def many(count: int) -> None:
+        for _ in range(count):
+            await one_run(guardrails, text)
+
+    asyncio.run(many(20))
+    spent.clear()
+    asyncio.run(many(runs))
+    return {key: statistics.median(times) * len(times) / runs for key, times in spent.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=500)
+    parser.add_argument("--breakdown", action="store_true", help="also each guardrail's share")
     args = parser.parse_args(argv)
     print(machine_line())
     print(f"{len(SPECS)} guardrails; per run: a 2 KB input, a 1 KB output, two tool calls")
@@ -91,6 +122,16 @@ def main(argv: list[str] | None = None) -> int:
         p50, p99 = percentile(samples, 50), percentile(samples, 99)
         verdict = "meets" if p50 <= 2.0 else "misses"
         print(f"{label:<10} p50 {p50:.3f} ms  p99 {p99:.3f} ms  ({verdict} the 2 ms p50 target)")
+    if args.breakdown:
+        shares = {
+            label: breakdown(two_kb(base), args.runs)
+            for label, base in (("prose", PROSE), ("PII-dense", DENSE))
+        }
+        print("median ms per run, by guardrail and point:   prose  PII-dense")
+        for key in shares["prose"]:
+            print(
+                f"  {key[0] + ' (' + key[1] + ')':<40} {shares['prose'][key]:6.3f}  {shares['PII-dense'][key]:6.3f}"
+            )
     print(machine_line())
     return 0
 
