@@ -374,3 +374,31 @@ def test_parse_chat_request_flattens_content_and_resolves_tool_names() -> None:
     assert req.assistant_turns == 1
     assert req.stream and req.include_usage
     assert req.response_schema == {"name": "x", "schema": {}}
+
+
+def test_marked_tool_results_read_through_but_count_as_sent() -> None:
+    """A tool result Keel marked as untrusted data: scripts see its content, token counts see
+    what was sent (the marking is part of the prompt a provider bills)."""
+    from keel.guardrails.injection import mark_untrusted
+    from keel.testing.fake_llm.tokens import prompt_tokens
+    from keel.testing.fake_llm.wire import parse_chat_request
+
+    def body(content: str) -> dict[str, object]:
+        return {
+            "model": "m",
+            "messages": [
+                {"role": "user", "content": "weather?"},
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {"id": "c1", "type": "function", "function": {"name": "w", "arguments": "{}"}}
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "c1", "content": content},
+            ],
+        }
+
+    marked = parse_chat_request(body(mark_untrusted("sunny, 21 C", "tool w")))
+    plain = parse_chat_request(body("sunny, 21 C"))
+    assert marked.last_tool_result is not None and marked.last_tool_result.content == "sunny, 21 C"
+    assert prompt_tokens(marked) > prompt_tokens(plain) + 40

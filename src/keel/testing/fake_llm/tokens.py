@@ -39,7 +39,7 @@ def prompt_tokens(request: ChatRequest) -> int:
     """The estimated prompt size of a request: messages, tool calls, tool schemas, output schema."""
     total = REPLY_PRIMING_TOKENS
     for message in request.messages:
-        total += MESSAGE_OVERHEAD_TOKENS + text_tokens(message.content)
+        total += MESSAGE_OVERHEAD_TOKENS + text_tokens(message.sent or message.content)
         total += NON_TEXT_PART_TOKENS * message.non_text_parts
         if message.name:
             total += text_tokens(message.name)

@@ -50,6 +50,9 @@ class Message:
     name: str | None = None
     non_text_parts: int = 0
     """How many content parts were not text (images, audio, files)."""
+    sent: str | None = None
+    """The content as sent, when `content` reads through an untrusted-data marking (tool results):
+    what token counts are made of."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,8 +225,10 @@ def _parse_message(item: JsonValue, index: int) -> Message:
         )
     tool_call_id = item.get("tool_call_id")
     name = item.get("name")
+    sent = None
     if role == "tool":  # read through the untrusted-data marking, as a model does (the body keeps it)
-        content = unmark(content)
+        sent, content = content, unmark(content)
+        sent = sent if sent != content else None
     return Message(
         role=role,
         content=content,
@@ -231,6 +236,7 @@ def _parse_message(item: JsonValue, index: int) -> Message:
         tool_call_id=tool_call_id if isinstance(tool_call_id, str) else None,
         name=name if isinstance(name, str) else None,
         non_text_parts=non_text,
+        sent=sent,
     )
 
 
