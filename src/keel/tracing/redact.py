@@ -50,6 +50,7 @@ _SECRET_KINDS = {
 _HEURISTIC = frozenset({"high_entropy", "hex_secret"})
 _MASKS = {kind: MASK.format(kind) for kind in {*_PERSONAL, *_SECRET_KINDS.values(), "api_key"}}
 _VALUE_MASK = MASK.format("secret")
+_DIGITS = "0123456789"
 
 _Edit = tuple[int, int, str]
 
@@ -112,7 +113,25 @@ def redact_pii(text: str) -> str:
 def redact_all(text: str, values: tuple[str, ...] = ()) -> str:
     """`text` with everything the detector finds masked (personal data, secrets, generated-looking
     tokens), and each string of `values` exactly. What capture `redacted` does."""
+    if _nothing_to_find(text, values):
+        return text
     return _redacted(text, values, detect(text), heuristic=True)
+
+
+def _nothing_to_find(text: str, values: tuple[str, ...]) -> bool:
+    """Whether the detector surely finds nothing in `text` (most short strings of a run's content):
+    ASCII (nothing for normalization to turn into a digit or an `@`), no digit (every type but
+    email and secret needs one), no `@` and no bracket (emails, also `jane [at] example [dot]
+    com`), no secret anchor, no word of 20 characters (a generated-looking token). Substring tests
+    only; False means: ask the detector."""
+    if not text.isascii() or "@" in text or "]" in text or ")" in text:
+        return False
+    for digit in _DIGITS:
+        if digit in text:
+            return False
+    if may_hold_secret(text, values):
+        return False
+    return len(text) < 20 or max(map(len, text.split()), default=0) < 20
 
 
 def luhn_valid(digits: str) -> bool:
