@@ -21,8 +21,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import threading
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from dbos import DBOS, DBOSConfig
 
@@ -90,9 +92,107 @@ async def launch(config: DBOSConfig, *, listen: list[str] | None) -> None:
     if listen is not None:
         DBOS.listen_queues(listen or [_NO_QUEUE])
     DBOS.launch()
+    _make_queues_wakeable()
     await asyncio.sleep(0)
+
+
+# -- waking a queue's poller -------------------------------------------------------------------------
+#
+# DBOS's queue threads (one per queue, `queue-worker-<name>`) check their queue every
+# `polling_interval_sec` and have no wake-up: a run enqueued just after a check waits for the next
+# one. All of them sleep on one stop event of DBOS's (`stop_event.wait(timeout=interval)`). Keel
+# gives that event a wake-up per queue, so a process that has just enqueued a run into a queue it
+# executes lets that queue's thread check at once. The thread does its ordinary check (same code,
+# same concurrency limits and fairness, nothing claimed outside it); only its sleep is cut short.
+
+
+class _WakeableStop(threading.Event):
+    """DBOS's stop event for its queue threads, which also wakes one queue's thread on request.
+
+    Its waits sleep on a condition of their own (`_wakeup`), never on the event's: a thread that
+    was already inside `threading.Event.wait` when the class was swapped would take a notification
+    of the event's condition for "stop" and end."""
+
+    _woken: set[str]
+    _wakeup: threading.Condition
+
+    def set(self) -> None:
+        super().set()
+        wakeup = self.__dict__.get("_wakeup")
+        if wakeup is not None:
+            with wakeup:
+                wakeup.notify_all()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        wakeup = self.__dict__.get("_wakeup")
+        if wakeup is None:
+            return super().wait(timeout)
+        name = threading.current_thread().name
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with wakeup:
+            while True:
+                if self.is_set():
+                    return True
+                if name in self._woken:
+                    self._woken.discard(name)
+                    return False
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                wakeup.wait(remaining)
+
+    def wake(self, queue: str) -> None:
+        with self._wakeup:
+            self._woken.add(f"queue-worker-{queue}")
+            self._wakeup.notify_all()
+
+
+_stop: _WakeableStop | None = None
+
+
+def make_wakeable(event: threading.Event) -> _WakeableStop:
+    """`event`, now also able to wake one queue thread (a plain `threading.Event`, possibly
+    being waited on already)."""
+    if isinstance(event, _WakeableStop):
+        return event
+    if type(event) is not threading.Event:
+        raise TypeError(f"cannot make a {type(event).__name__} wakeable")
+    # Threads may be waiting on it already: its attributes come first, then the class (same
+    # layout: only `set`, `wait` and `wake` differ).
+    event._woken = set()  # type: ignore[attr-defined]
+    event._wakeup = threading.Condition(threading.Lock())  # type: ignore[attr-defined]
+    event.__class__ = _WakeableStop
+    return cast(_WakeableStop, event)
+
+
+def _make_queues_wakeable() -> None:
+    """Find the stop event DBOS handed its queue thread at launch and give it `wake`. Without it
+    (another DBOS release laid out differently) queues are only polled, as before."""
+    global _stop
+    _stop = None
+    try:
+        from dbos._dbos import _get_dbos_instance
+        from dbos._queue import queue_thread
+
+        instance = _get_dbos_instance()
+        for thread in instance._background_threads:
+            if getattr(thread, "_target", None) is queue_thread:
+                event = thread._args[0]  # type: ignore[attr-defined]
+                if isinstance(event, threading.Event):
+                    _stop = make_wakeable(event)
+                break
+    except Exception:  # never fatal: polling alone still works
+        logging.getLogger("keel.durable").debug("queue wake-ups unavailable", exc_info=True)
+
+
+def wake_queue(name: str) -> None:
+    """Let the queue `name`'s thread check its queue now (no-op if this process does not poll it)."""
+    if _stop is not None:
+        _stop.wake(name)
 
 
 def destroy(grace: float) -> None:
     """Stop DBOS. Runs still going after `grace` seconds stay PENDING and resume at the next start."""
+    global _stop
+    _stop = None
     DBOS.destroy(workflow_completion_timeout_sec=int(grace))

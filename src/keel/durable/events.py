@@ -11,6 +11,13 @@ the run: DBOS numbers every write made in workflow code, and replay must find th
 order. An event raised elsewhere in workflow code is dropped rather than risk a replay mismatch.
 A step re-executed after a crash writes its events again: each tool event carries its
 `call_id`, so a client can ignore a repeat.
+
+Status events that the workflow's own status already says are not written (runs submitted with
+`"events": EVENTS_V2` in their request; each stream write is a database transaction): readers
+make the `running` event (id 0 of each stretch) when the workflow has left the queue, and the
+final status event from the run's status once the workflow has ended; stream offset k is then
+event id k + 1. A `waiting_approval` event is still written (it carries the calls waiting). Runs
+accepted before that change wrote both events and keep their ids (offset k is id k).
 """
 
 from __future__ import annotations
@@ -41,6 +48,9 @@ log = logging.getLogger("keel.durable")
 
 STREAM = "events"
 KEEPALIVE_S = 15.0
+EVENTS_V2 = 2
+"""The request's `events` value for runs whose `running` and final status events readers make."""
+START_POLL_S = 0.1
 _TYPES: dict[type[Any], str] = {
     TextDelta: "text",
     ModelRetrying: "model_retrying",
@@ -111,7 +121,11 @@ async def read_events(
     while True:
         workflow = run_id if segment == 0 else f"{run_id}.p{segment}"
         status: str | None = None
-        async for item in _read_segment(workflow, segment * SEGMENT, offset):
+        if await _events_version(workflow) == EVENTS_V2:
+            items = _read_segment_v2(workflow, segment * SEGMENT, offset)
+        else:
+            items = _read_segment(workflow, segment * SEGMENT, offset)
+        async for item in items:
             yield item
             if item[0] >= 0:
                 next_id = item[0] + 1
@@ -161,6 +175,59 @@ async def _read_segment(workflow: str, base: int, offset: int) -> AsyncIterator[
             return
         except DBOSStreamTimeoutError:
             yield -1, {}
+
+
+async def _events_version(workflow: str) -> int | None:
+    """How the workflow writes its events (its request's `events`; None: the first way)."""
+    found = await DBOS.list_workflows_async(workflow_ids=[workflow], load_input=True, load_output=False)
+    if not found:
+        return None
+    from keel.durable.service import _request_of
+
+    version = _request_of(found[0]).get("events")
+    return version if isinstance(version, int) else None
+
+
+async def _read_segment_v2(
+    workflow: str, base: int, offset: int
+) -> AsyncIterator[tuple[int, dict[str, Any]]]:
+    """One stretch of a run that does not write its `running` and final status events: `running`
+    (id `base`) once the workflow has left the queue, then its stream (offset k is id base + k + 1)
+    until the workflow ends; the caller makes the final status event."""
+    if offset == 0:
+        started = False
+        async for ready in _until_started(workflow):
+            if ready is None:
+                break
+            if ready:
+                started = True
+                break
+            yield -1, {}
+        if not started:
+            return  # ended (cancelled) before it started: only the final status follows
+        yield base, status_event("running")
+        offset = 1
+    async for item in _read_segment(workflow, base + 1, offset - 1):
+        yield item
+
+
+async def _until_started(workflow: str) -> AsyncIterator[bool | None]:
+    """True once the workflow has left the queue; None if it ended without starting; False now
+    and then while it waits (time for a keep-alive)."""
+    import asyncio
+    import time
+
+    last = time.monotonic()
+    while True:
+        status = await DBOS.get_workflow_status_async(workflow)
+        if status is not None and status.status not in ("ENQUEUED", "DELAYED"):
+            never_ran = status.status == "CANCELLED" and status.dequeued_at is None
+            yield None if never_ran else True
+            return
+        await asyncio.sleep(START_POLL_S)
+        if time.monotonic() - last >= KEEPALIVE_S:
+            last = time.monotonic()
+            yield False
 
 
 async def _until_resumed(service: DurableRuns, run_id: str, pause: int) -> AsyncIterator[bool | None]:

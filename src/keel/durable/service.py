@@ -34,7 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from keel.config.project import Project
 from keel.durable import engine, sessions
 from keel.durable.callbacks import CallbackDeliverer
-from keel.durable.events import EventSink, status_event
+from keel.durable.events import EVENTS_V2, EventSink, status_event
 from keel.durable.queues import partition_key, queue_name, queue_settings
 from keel.durable.workers import WorkerPresence
 from keel.durable.workflows import CALLBACK_QUEUE, NOTIFY_QUEUE, bind, keel_callback, keel_run
@@ -270,6 +270,7 @@ class DurableRuns:
             "submitted_at": datetime.now(UTC).isoformat(),
             "release": release,
             "prompt": prompt.as_dict() if prompt is not None else None,
+            "events": EVENTS_V2,  # readers make the `running` and final status events
         }
         delayed = False
         if sub.session_id is not None:
@@ -285,7 +286,14 @@ class DurableRuns:
             await DBOS.enqueue_workflow_async(queue_name(sub.agent), keel_run, request)
         if sub.session_id is not None:
             await self.sessions.after_enqueue(run_id, request["session_key"], queue.session_policy, self)
+        self._wake(queue_name(sub.agent))
         return Submitted(run_id, created=True)
+
+    def _wake(self, queue: str) -> None:
+        """A run was just queued: if this process executes runs, its queue is checked now rather
+        than at the next poll (see `engine.wake_queue`)."""
+        if self.executes:
+            engine.wake_queue(queue)
 
     async def _resolve(self, sub: Submission, run_id: str) -> tuple[int | None, ResolvedPrompt | None]:
         """The live release and the run's prompt, read consistently: labels that moved with a newer
@@ -516,7 +524,9 @@ class DurableRuns:
             await self.releases.ensure(release)  # a run accepted on a release this process has not loaded
         prompt = ResolvedPrompt.from_dict(request["prompt"]) if request.get("prompt") else None
         sink = EventSink(stream=bool(request.get("stream")))
-        await sink.write(status_event("running"))
+        status_events = request.get("events") != EVENTS_V2  # runs accepted before EVENTS_V2
+        if status_events:
+            await sink.write(status_event("running"))
         try:
             result = await self.runner.run(
                 request["agent"],
@@ -567,9 +577,11 @@ class DurableRuns:
         if self.on_ended:
             await DBOS.run_step_async({"name": "keel.run_ended"}, self._ended, request, result)
         view = result.to_dict()
-        await sink.write(status_event(result.status.value, result))
+        if status_events:
+            await sink.write(status_event(result.status.value, result))
         if request.get("session_key"):
             await DBOS.run_step_async({"name": "keel.session_release"}, self.sessions.release, run_id)
+            self._wake(queue_name(request["agent"]))  # the session's next run, if one was waiting
         if request.get("callback_url"):
             job = {
                 "run_id": run_id,
@@ -579,6 +591,7 @@ class DurableRuns:
             }
             with SetWorkflowID(f"{run_id}.callback"):
                 await DBOS.enqueue_workflow_async(CALLBACK_QUEUE, keel_callback, job)
+            self._wake(CALLBACK_QUEUE)
         for future in self._waiters.pop(run_id, []):
             if not future.done():
                 future.set_result(view)
@@ -633,6 +646,7 @@ class DurableRuns:
 
         with SetWorkflowID(f"{id}.notify"):
             await DBOS.enqueue_workflow_async(NOTIFY_QUEUE, keel_notify, job)
+        self._wake(NOTIFY_QUEUE)
 
     async def deliver_notification(self, job: dict[str, Any]) -> dict[str, Any]:
         return await self.notifier.deliver(job)

@@ -5,14 +5,18 @@ They are registered at import, before DBOS launches, because DBOS recovers a wor
 registered name. Their bodies delegate to the process's `DurableRuns` (there is one DBOS per
 process, so one service): the workflow functions stay small and their step sequence explicit.
 
-The step sequence of `keel.run`, which replay depends on (change it => bump WORKFLOW_REVISION):
+The step sequence of `keel.run`, which replay depends on (change it => bump WORKFLOW_REVISION,
+or choose the sequence from the run's request so runs already in flight keep theirs):
 1. `keel.run_start` (the recorded start time, so a resumed run keeps its timeout budget)
-2. event `running` on the run's event stream
+2. event `running` on the run's event stream (only runs whose request lacks `"events": 2`)
 3. the agent loop: one step per model request, one per tool call (and, for streaming runs, the
    event steps of pydantic-ai's durable event handler)
-4. event `finished`
+4. event `finished` (only runs whose request lacks `"events": 2`)
 5. `keel.session_release` (runs in a session only)
 6. start of the `keel.callback` child workflow (runs with a callback URL only)
+
+Runs accepted since `"events": 2` (keel.durable.events.EVENTS_V2) skip 2 and 4: their readers
+make those events from the workflow's status. Runs accepted before keep writing them on replay.
 """
 
 from __future__ import annotations
