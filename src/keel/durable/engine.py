@@ -36,6 +36,7 @@ WORKFLOW_REVISION = 1
 APP_VERSION = f"keel-wf{WORKFLOW_REVISION}"
 DBOS_SCHEMA = "dbos"
 _NO_QUEUE = "keel.none"  # what an API-only process "listens" to: nothing
+EXECUTOR_THREADS = 16  # below DBOS's connection pool (20), which its own background threads share
 
 
 def system_database_url(keel_url: str) -> str:
@@ -76,6 +77,10 @@ def dbos_config(system_url: str, *, executor_id: str) -> DBOSConfig:
         "log_level": "WARNING",
         "notification_listener_polling_interval_sec": 0.05,
         "dbos_system_schema": DBOS_SCHEMA,
+        # DBOS's executor runs every synchronous database call of the async APIs; unbounded (its
+        # default), a thousand runs in flight make hundreds of threads that only wait for one of
+        # the pool's connections (each thread's stack and allocator arena is resident memory).
+        "max_executor_threads": EXECUTOR_THREADS,
     }
     if is_sqlite(system_url):
         path = system_url.removeprefix("sqlite:///")
