@@ -253,3 +253,29 @@ def test_escalation_on_high_stakes_tool_and_low_confidence(
     low = go(runner, "json please")
     assert low.status is RunStatus.ESCALATED and low.escalation["trigger"] == "confidence"  # type: ignore[index]
     assert "0.2" in low.escalation["reason"]  # type: ignore[index]
+
+
+def test_tool_allowlists_per_principal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Who asked for the run decides which tools it may use: by user, by role, else `*`."""
+    runner = make_runner(
+        tmp_path,
+        monkeypatch,
+        "guardrails:\n  - type: tools\n    principals:\n"
+        "      'user:ann': {allow: [pay, lookup]}\n"
+        "      'role:finance': {allow: [pay]}\n"
+        "      'role:intern': {deny: [pay]}\n"
+        "      '*': {allow: [lookup]}\n",
+        tool="  - {function: tools_pay:pay}\n",
+    )
+
+    def as_(principal: str | None, roles: tuple[str, ...] = ()) -> RunResult:
+        return asyncio.run(runner.run("payer", "pay bob", principal=principal, roles=roles))
+
+    assert as_("user:ann").output == "done: paid 100 to bob"
+    assert as_("service:k1", ("finance",)).output == "done: paid 100 to bob"
+    refused = as_("user:bob")  # only `*`: lookup, not pay
+    assert refused.succeeded and refused.output == "I could not pay"
+    assert "not allowed for user:bob" in (refused.tool_calls[0].error or "")
+    # A role that denies wins over one that allows.
+    assert as_("user:eve", ("finance", "intern")).output == "I could not pay"
+    assert paid() == [100, 100]

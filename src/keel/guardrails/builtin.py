@@ -7,7 +7,7 @@
 | `pii` | input, output, action | `verdict` (redact, block or warn) on the PII `types` found (default: the structured ones); `style` of redaction |
 | `deny` | input, output | `verdict` (block or redact) when a `words` entry or a `patterns` regex matches |
 | `prompt_leak` | output | block an answer that repeats `min_words` consecutive words of the run's instructions |
-| `tools` | action | block a tool not in `allow` (or in `deny`) |
+| `tools` | action | block a tool not in `allow` (or in `deny`); `principals`: per who asked for the run |
 | `argument` | action | block a call of `tool` whose argument `arg` (a dotted path) breaks `max`, `min`, `pattern`, `one_of` or `domains` (an email or URL's domain must be one of them) |
 | `max_calls` | action | block beyond `per_run` tool calls in a run, or `per_tool` calls of one tool |
 | `python` | `points` | your function `(check) -> Decision | bool | None` (`module:callable`, sync or async) |
@@ -89,10 +89,22 @@ class PromptLeakSpec(_Spec):
     min_words: Annotated[int, Field(ge=3, le=200)] = 12
 
 
+class PrincipalTools(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    allow: list[str] | None = None
+    deny: list[str] = []
+
+
 class ToolsSpec(_Spec):
     type: Literal["tools"]
     allow: list[str] | None = None
     deny: list[str] = []
+    # Per principal who asked for the run: keys `user:<id>`, `service:<key prefix>`, `role:<name>`
+    # or `*` (anyone else). A run whose principal matches no key gets no tool.
+    principals: (
+        dict[Annotated[str, Field(pattern=r"^(\*|(user|service|agent|anonymous|role):.+)$")], PrincipalTools]
+        | None
+    ) = None
 
 
 class ArgumentSpec(_Spec):
@@ -452,9 +464,24 @@ def _tools(spec: ToolsSpec, name: str, root: Any) -> Checker:
         tool = c.tool or ""
         if tool in spec.deny or (spec.allow is not None and tool not in spec.allow):
             return Decision("block", name, f"tool {tool} is not allowed for this agent")
+        if spec.principals is not None:
+            return _principal_tools(spec.principals, c, tool, name)
         return allow(name)
 
     return check
+
+
+def _principal_tools(rules: Mapping[str, PrincipalTools], c: Check, tool: str, name: str) -> Decision:
+    """Deny unless allowed: the rules of the run's principal and of each of its roles (or `*` when
+    none matches) must allow the tool, and none may deny it."""
+    keys = [k for k in (c.principal, *(f"role:{r}" for r in c.roles)) if k and k in rules]
+    matched = [rules[k] for k in keys] or ([rules["*"]] if "*" in rules else [])
+    who = c.principal or "an unknown principal"
+    if not matched:
+        return Decision("block", name, f"no tool is allowed for {who}")
+    if any(tool in r.deny for r in matched) or not any(r.allow is None or tool in r.allow for r in matched):
+        return Decision("block", name, f"tool {tool} is not allowed for {who}")
+    return allow(name)
 
 
 def _argument(spec: ArgumentSpec, name: str, root: Any) -> Checker:

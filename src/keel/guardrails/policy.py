@@ -62,7 +62,8 @@ class Check:
     args: Mapping[str, Any] | None = None
     run_id: str | None = None
     tenant_id: str | None = None
-    principal: str | None = None
+    principal: str | None = None  # who asked for the run: `user:<id>`, `service:<key prefix>`, ...
+    roles: tuple[str, ...] = ()  # that principal's roles (from its token), for per-principal rules
     instructions: str | None = None  # the run's system prompt (for leak detection on output)
     tool_calls: Mapping[str, int] = field(default_factory=dict)  # calls so far in this run, per tool
     user_id: str | None = None  # the user the run is for, when known

@@ -52,4 +52,6 @@ def action_check(recorder: RunRecorder, tool: str, args: dict[str, Any], current
         tool_calls=dict(counts),
         user_id=recorder.user_id,
         calls=earlier,
+        principal=recorder.principal,
+        roles=recorder.roles,
     )

@@ -52,6 +52,9 @@ class RunRecorder:
     # returned (keel.guardrails.policy.ContextItem), when a guardrail reads the retrieved context.
     user_id: str | None = None
     retrieved: list[Any] = field(default_factory=list)
+    # Who asked for the run (label, e.g. `user:ann`) and their roles: per-principal guardrails.
+    principal: str | None = None
+    roles: tuple[str, ...] = ()
     # The agent's escalation triggers (keel.runtime.escalation.Escalation), or None.
     escalation: Any = None
     metered_usd: Decimal | None = Decimal(0)

@@ -346,6 +346,8 @@ class Runner:
         prompt: ResolvedPrompt | None = None,
         variables: Mapping[str, Any] | None = None,
         resume: Resume | None = None,
+        principal: str | None = None,
+        roles: tuple[str, ...] | list[str] = (),
     ) -> RunResult:
         """Run `agent` on `input` and return its result. Raises only for developer mistakes.
 
@@ -359,6 +361,9 @@ class Runner:
 
         `resume` goes on with a run that stopped for approval (same `run_id`, the decisions made;
         see `keel.runtime.approval`); the result then accounts for the whole run.
+
+        `principal` and `roles`: who asked for the run (a label such as `user:ann`), for guardrails
+        that decide per principal (the `tools` guardrail's `principals`).
         """
         if not self._started:
             await self.start()
@@ -396,6 +401,7 @@ class Runner:
             durable=durable,
         )
         recorder.escalation = compiled.escalation
+        recorder.principal, recorder.roles = principal, tuple(roles)
         if resume is not None:  # the run so far: its calls count, and are reported, once
             for data in resume.state.model_calls:
                 recorder.record_model_call(model_call_from(data))
