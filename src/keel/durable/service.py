@@ -68,6 +68,9 @@ _STATUS = {
     "MAX_RECOVERY_ATTEMPTS_EXCEEDED": "failed",
 }
 TERMINAL = frozenset({"succeeded", "failed", "timed_out", "cancelled", "escalated"})
+_LIVE = frozenset({"ENQUEUED", "DELAYED", "PENDING"})  # DBOS statuses of a workflow not ended
+WAIT_SWEEP_S = 1.0
+"""How often one query checks every run a request waits for (runs that end elsewhere)."""
 WAITING = "waiting_approval"  # not ended, but nothing happens until people decide
 
 
@@ -145,7 +148,8 @@ class DurableRuns:
         default_id = "keel-sqlite" if self.sqlite else f"{socket.gethostname()}-{role}"
         self.worker_id = worker_id or env.get("KEEL_WORKER_ID") or default_id
         self.executes = role in ("all", "worker")
-        self._waiters: dict[str, list[asyncio.Future[dict[str, Any]]]] = {}
+        self._waiters: dict[str, list[asyncio.Future[dict[str, Any] | None]]] = {}
+        self._sweeper: asyncio.Task[None] | None = None
         self.callbacks = CallbackDeliverer(self.project, self.database_url, env)
         self.coordination = Coordination(self.database_url)
         self.store = RunStore(self.database_url)  # history reads
@@ -185,11 +189,13 @@ class DurableRuns:
         config = engine.dbos_config(self.system_url, executor_id=self.worker_id)
         await engine.launch(config, listen=None if self.executes else [])
         await self.register_queues(self.project)
+        # Callbacks and notifications are queued by the process that executes the run, which wakes
+        # their queue at once (`_wake`): the poll only picks up what a crash or another process left.
         await DBOS.register_queue_async(
-            CALLBACK_QUEUE, worker_concurrency=50, polling_interval_sec=max(0.2, self.settings.poll_interval)
+            CALLBACK_QUEUE, worker_concurrency=50, polling_interval_sec=max(1.0, self.settings.poll_interval)
         )
         await DBOS.register_queue_async(
-            NOTIFY_QUEUE, worker_concurrency=20, polling_interval_sec=max(0.2, self.settings.poll_interval)
+            NOTIFY_QUEUE, worker_concurrency=20, polling_interval_sec=max(1.0, self.settings.poll_interval)
         )
         await self.callbacks.start()
         await self.notifier.start()
@@ -226,6 +232,9 @@ class DurableRuns:
             for future in futures:
                 future.cancel()
         self._waiters.clear()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
 
     # -- accept ------------------------------------------------------------------------------------
 
@@ -399,34 +408,44 @@ class DurableRuns:
     async def wait(self, run_id: str, timeout: float) -> dict[str, Any] | None:  # noqa: ASYNC109 - a wait budget, not a cancel
         """The run once it has ended, or its current view after `timeout` seconds.
 
-        A run executed by this process resolves the waiter the moment it ends; the status is
-        still checked now and then (1 s, doubling to 2 s), for runs that end elsewhere (another
-        worker, a cancel, a failure in Keel itself). A process that executes nothing polls the
-        status (20 ms, growing to 0.5 s). Status checks are database queries: many requests
-        waiting at once must not turn into a query storm.
+        A run executed by this process resolves the waiter the moment it ends. Runs that end
+        elsewhere (another worker, a cancel, a failure in Keel itself) are found by one query every
+        `WAIT_SWEEP_S` for all the runs this process's requests wait for, not one per request:
+        many requests waiting at once must not turn into a query storm. A process that executes
+        nothing polls the status (20 ms, growing to 0.5 s).
         """
         deadline = time.monotonic() + timeout
-        future: asyncio.Future[dict[str, Any]] | None = None
+        future: asyncio.Future[dict[str, Any] | None] | None = None
         if self.executes and timeout > 0:
             future = asyncio.get_running_loop().create_future()
             self._waiters.setdefault(run_id, []).append(future)
         try:
-            pause = 1.0 if future is not None else 0.02
-            while True:
-                view = await self.get(run_id)
-                remaining = deadline - time.monotonic()
-                if view is None or view["status"] in TERMINAL or view["status"] == WAITING or remaining <= 0:
-                    return view
-                if future is None:
+            view = await self.get(run_id)
+            if future is None:
+                pause = 0.02
+                while True:
+                    remaining = deadline - time.monotonic()
+                    if (
+                        view is None
+                        or view["status"] in TERMINAL
+                        or view["status"] == WAITING
+                        or remaining <= 0
+                    ):
+                        return view
                     await asyncio.sleep(min(pause, remaining))
                     pause = min(pause * 1.5, 0.5)
-                    continue
-                await asyncio.wait({future}, timeout=min(pause, remaining))
-                if future.cancelled():  # the service is stopping
-                    return view
-                if future.done():
-                    return future.result()
-                pause = min(pause * 2, 2.0)
+                    view = await self.get(run_id)
+            if view is None or view["status"] in TERMINAL or view["status"] == WAITING:
+                return view
+            self._sweep_waiters()
+            remaining = deadline - time.monotonic()
+            if remaining > 0:
+                await asyncio.wait({future}, timeout=remaining)
+            if future.cancelled():  # the service is stopping
+                return view
+            if future.done() and (ended := future.result()) is not None:
+                return ended
+            return await self.get(run_id)  # ended elsewhere, or out of time: as it is now
         finally:
             if future is not None:
                 waiters = self._waiters.get(run_id, [])
@@ -434,6 +453,31 @@ class DurableRuns:
                     waiters.remove(future)
                 if not waiters:
                     self._waiters.pop(run_id, None)
+
+    def _sweep_waiters(self) -> None:
+        """Make sure the sweep of waited-for runs is going (it stops when nobody waits)."""
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        """Every `WAIT_SWEEP_S`, one query for the status of every run a request waits for; the
+        waiters of those that ended are told to read them (a None result)."""
+        while self._waiters:
+            await asyncio.sleep(WAIT_SWEEP_S)
+            ids = list(self._waiters)
+            if not ids:
+                return
+            try:
+                found = await DBOS.list_workflows_async(workflow_ids=ids, load_input=False, load_output=False)
+            except Exception as exc:  # the next sweep tries again; a waiter's budget still ends it
+                log.debug("could not check the runs being waited for: %s", exc)
+                continue
+            for status in found:
+                if status.status in _LIVE:
+                    continue
+                for future in self._waiters.get(status.workflow_id, []):
+                    if not future.done():
+                        future.set_result(None)
 
     async def cancel(self, run_id: str) -> dict[str, Any] | None:
         """Cancel a queued or running run. A running run stops at its next step; a step in
