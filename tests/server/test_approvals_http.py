@@ -322,3 +322,25 @@ def test_user_asking_for_a_person_is_escalated(env: Env) -> None:
         "SUMMARY: the user wants a person"
     )
     assert view["escalation"]["summary"] == listed[0]["summary"]
+
+
+def test_tool_allowlist_of_the_principal_who_asked(tmp_path: Path, sqlite_url: str) -> None:
+    """The caller's principal reaches the run's guardrails: here the anonymous caller may not
+    transfer at all (refused before any approval is asked), anyone else could."""
+    with FakeLLMThread(adversary) as fake:
+        root = write_project(tmp_path / "p", fake.base_url)
+        agent = root / "agents" / "payer.yaml"
+        agent.write_text(
+            agent.read_text()
+            + "guardrails:\n  - type: tools\n    principals:\n"
+            + "      'anonymous:anonymous': {deny: [transfer]}\n      '*': {}\n"
+        )
+        server = KeelServer(root, sqlite_url, {"SIDE_FILE": str(tmp_path / "side.txt")})
+        server.start()
+        try:
+            e = Env(root, server, fake)
+            view = e.wait_for(e.submit(), "succeeded")
+            assert "not allowed for anonymous:anonymous" in view["tool_calls"][0]["error"]
+            assert view.get("approvals") is None and e.executions() == []
+        finally:
+            server.stop()

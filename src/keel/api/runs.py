@@ -135,6 +135,8 @@ async def create_run(
         idempotency_key=idempotency_key,
         limits=limits,
         variables=body.variables,
+        principal=principal.label,
+        roles=tuple(principal.roles),
     )
     try:
         submitted = await runs.submit(submission)

@@ -99,6 +99,10 @@ class Submission:
     # What the gateway needs back when the run ends (its rate-limit subjects and lease); opaque here.
     limits: Mapping[str, Any] | None = None
     variables: Mapping[str, Any] | None = None  # the prompt's variables (agents with a registry prompt)
+    # Who asked for the run (`user:ann`, `service:<key prefix>`) and their roles: per-principal
+    # guardrails (the `tools` guardrail's `principals`).
+    principal: str | None = None
+    roles: tuple[str, ...] = ()
 
     def request_hash(self) -> str:
         body = {
@@ -279,6 +283,8 @@ class DurableRuns:
             "submitted_at": datetime.now(UTC).isoformat(),
             "release": release,
             "prompt": prompt.as_dict() if prompt is not None else None,
+            "principal": sub.principal,
+            "roles": list(sub.roles),
             "events": EVENTS_V2,  # readers make the `running` and final status events
         }
         delayed = False
@@ -588,6 +594,8 @@ class DurableRuns:
                 release=release if self.runner.project_for(release) is not None else "live",
                 prompt=prompt,
                 resume=resume,
+                principal=request.get("principal"),
+                roles=tuple(request.get("roles") or ()),
             )
         except RunInterrupted as stop:
             status = await DBOS.get_workflow_status_async(run_id)
