@@ -216,6 +216,8 @@ def create_app(
                 tenant_id=principal.tenant_id,
                 metadata=body.metadata,
                 variables=body.variables,
+                principal=principal.label,
+                roles=tuple(principal.roles),
             )
         except UsageError as exc:
             await the_hooks.give_back(limits)
