@@ -30,6 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
 from keel.api.signing import DEFAULT_TOLERANCE_S, SignatureError, verify
+from keel.testing.waiting import wait_for_items, wait_for_items_async
 
 __all__ = ["CallbackReceiver", "Delivery", "Reply"]
 
@@ -157,27 +158,11 @@ class CallbackReceiver:
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[Delivery]:
         """Block until at least `count` deliveries arrived; return them all. TimeoutError otherwise."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while len(self._deliveries) < count:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(
-                        f"expected {count} deliveries within {timeout:g}s, got {len(self._deliveries)}"
-                    )
-                self._changed.wait(left)
-            return list(self._deliveries)
+        return wait_for_items(self._changed, self._deliveries, count, timeout, "deliveries")
 
     async def wait_for_async(self, count: int, timeout: float = 5.0) -> list[Delivery]:  # noqa: ASYNC109 (mirrors wait_for)
         """`wait_for` for async tests: polls, so the event loop keeps running meanwhile."""
-        deadline = time.monotonic() + timeout
-        while True:
-            deliveries = self.deliveries
-            if len(deliveries) >= count:
-                return deliveries
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"expected {count} deliveries within {timeout:g}s, got {len(deliveries)}")
-            await asyncio.sleep(0.01)
+        return await wait_for_items_async(lambda: self.deliveries, count, timeout, "deliveries")
 
     def _receive(self, path: str, headers: dict[str, str], body: bytes) -> Delivery:
         valid: bool | None = None

@@ -46,6 +46,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Literal, Self, cast
 
+from keel.testing.waiting import wait_for_items, wait_for_items_async
+
 __all__ = ["ReceivedMessage", "SmtpReceiver", "client_context", "self_signed_certificate"]
 
 Security = Literal["none", "starttls", "ssl"]
@@ -244,26 +246,11 @@ class SmtpReceiver:
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[ReceivedMessage]:
         """Block until at least `count` messages arrived; return them all. TimeoutError otherwise."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while len(self._messages) < count:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(
-                        f"expected {count} messages within {timeout:g}s, got {len(self._messages)}"
-                    )
-                self._changed.wait(left)
-            return list(self._messages)
+        return wait_for_items(self._changed, self._messages, count, timeout, "messages")
 
     async def wait_for_async(self, count: int, timeout: float = 5.0) -> list[ReceivedMessage]:  # noqa: ASYNC109 (mirrors wait_for)
-        deadline = time.monotonic() + timeout
-        while True:
-            messages = self.messages
-            if len(messages) >= count:
-                return messages
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"expected {count} messages within {timeout:g}s, got {len(messages)}")
-            await asyncio.sleep(0.01)
+        """`wait_for` for async tests: polls, so the event loop keeps running meanwhile."""
+        return await wait_for_items_async(lambda: self.messages, count, timeout, "messages")
 
     # -- called by the connection handlers -------------------------------------------------------
     def _begin(self) -> _Failure | None:
