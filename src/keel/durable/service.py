@@ -41,7 +41,7 @@ from keel.durable.workflows import CALLBACK_QUEUE, NOTIFY_QUEUE, bind, keel_call
 from keel.errors import BadInput, ErrorCategory, UsageError
 from keel.prompts.errors import PromptError, StaleRelease
 from keel.prompts.resolve import ResolvedPrompt
-from keel.runtime.result import RunError, RunResult, RunStatus, TokenUsage
+from keel.runtime.result import RunError, RunResult, RunStatus
 from keel.runtime.runner import RunInterrupted, Runner
 from keel.store import Coordination, RunStore
 
@@ -512,6 +512,7 @@ class DurableRuns:
         if stop is None or not await self.approvals.store.cancel_run(run_id, datetime.now(UTC)):
             return await self.get(run_id)
         from keel.runtime.approval import PausedState, model_call_from, tool_call_from
+        from keel.runtime.recorder import RunRecorder
 
         state = PausedState.from_dict(stop["state"])
         request = dict(stop["request"])
@@ -522,19 +523,11 @@ class DurableRuns:
         cancelled.started_at = (
             datetime.fromisoformat(state.started_at) if state.started_at else cancelled.started_at
         )
-        cancelled.model_calls = [model_call_from(c) for c in state.model_calls]
+        account = RunRecorder(run_id=run_id, agent=cancelled.agent)  # usage as a run counts it
+        for data in state.model_calls:
+            account.record_model_call(model_call_from(data))
+        cancelled.model_calls, cancelled.usage = account.model_calls, account.usage
         cancelled.tool_calls = [tool_call_from(c) for c in state.tool_calls]
-        for call in cancelled.model_calls:
-            usage = cancelled.usage.setdefault(call.model, TokenUsage())
-            usage.requests += 1
-            usage.input_tokens += call.input_tokens if call.status == "ok" else 0
-            usage.output_tokens += call.output_tokens if call.status == "ok" else 0
-            if usage.cost_usd is not None:
-                usage.cost_usd = (
-                    None
-                    if call.cost_usd is None
-                    else usage.cost_usd + (call.cost_usd if call.status == "ok" else 0)
-                )
         self.runner.record(cancelled)
         await self._ended(request, cancelled)
         if request.get("session_key"):
