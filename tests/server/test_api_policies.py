@@ -71,6 +71,13 @@ def _wait_status(client: httpx.Client, run_id: str, wanted: str, timeout: float 
         time.sleep(0.05)
 
 
+def _wait_for_request(fake: FakeLLMThread, marker: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not any((r.last_user or "").strip() == marker for r in fake.requests()):
+        assert time.monotonic() < deadline, f"the fake provider never saw a request for {marker!r}"
+        time.sleep(0.02)
+
+
 def test_reject_policy_refuses_a_second_run_while_the_session_is_busy(
     served: tuple[httpx.Client, FakeLLMThread],
 ) -> None:
@@ -100,6 +107,9 @@ def test_interrupt_policy_cancels_the_active_run_and_takes_its_place(
     fake.set_latency(2000)
     first = _create(client, "takeover", {"input": "old", "session_id": "s-int"}).json()
     assert _wait_status(client, first["run_id"], "running")["status"] == "running"
+    # "running" is recorded before the model request is sent; the fake samples its latency when a
+    # request arrives, so lowering it earlier would let the old run finish before the new one comes.
+    _wait_for_request(fake, "old")
     fake.set_latency(0)
     second = _create(client, "takeover", {"input": "new", "session_id": "s-int", "wait": 30})
     assert second.status_code == 200, second.text
