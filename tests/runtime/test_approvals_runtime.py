@@ -171,6 +171,34 @@ def test_max_pauses_escalates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert paid() == []
 
 
+def test_usage_limits_count_the_whole_run_across_stops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each stretch between two stops makes one model request; a limit of 3 must hold for the run,
+    # not restart at every stop (before, the fourth request was allowed and the run went on).
+    runner = make_runner(tmp_path, monkeypatch, "limits: {max_model_requests: 3, max_tokens: 100000}\n")
+    result = go(runner)
+    for _ in range(3):
+        assert result.status is RunStatus.WAITING_APPROVAL
+        assert PausedState.from_dict(result.paused or {}).usage["requests"] >= 1
+        cid = result.approvals[0]["call_id"]
+        result = go(runner, resume=resume_of(result, **{cid: Decision(False, reason="no")}))
+    assert result.status is RunStatus.FAILED, result
+    assert result.error is not None and result.error.category.value == "limit_exceeded"
+    assert "request_limit of 3" in result.error.message
+    assert sum(1 for c in result.model_calls if c.status == "ok") == 3
+    assert paid() == []
+
+
+def test_a_stop_stored_before_usage_was_kept_counts_its_calls(runner: Runner) -> None:
+    result = go(runner)
+    stored = json.loads(json.dumps(result.paused))
+    del stored["usage"]  # as stored by a version that did not keep the usage
+    state = PausedState.from_dict(stored)
+    assert state.usage["requests"] == 1
+    assert state.usage["input_tokens"] == sum(c.input_tokens for c in result.model_calls)
+
+
 def test_guardrail_can_require_approval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "checks.py").write_text(
         "from keel.guardrails.policy import Decision\n"

@@ -20,13 +20,14 @@ continuation as a new workflow when the decisions are in, so a waiting run holds
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from pydantic_ai import DeferredToolRequests, DeferredToolResults, ToolApproved, ToolDenied
 from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter
+from pydantic_ai.usage import RunUsage
 from pydantic_core import to_jsonable_python
 
 from keel.config.approvals import AgentApprovals, ToolApproval
@@ -83,22 +84,43 @@ class PausedState:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     started_at: str = ""
     pauses: int = 1  # how many times this run has stopped for approval, this stop included
+    # pydantic-ai's count so far (requests, tool calls, tokens): the agent's `limits` hold for the
+    # whole run, so the next stretch goes on counting from here instead of from zero.
+    usage: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PausedState:
-        return cls(
+        state = cls(
             messages=list(data.get("messages") or []),
             model_calls=list(data.get("model_calls") or []),
             tool_calls=list(data.get("tool_calls") or []),
             started_at=str(data.get("started_at") or ""),
             pauses=int(data.get("pauses") or 1),
+            usage=dict(data.get("usage") or {}),
         )
+        if not state.usage:  # stored before the usage was kept: count it from the record
+            state.usage = state._usage_from_record()
+        return state
 
     def history(self) -> list[ModelMessage]:
         return ModelMessagesTypeAdapter.validate_python(self.messages)
+
+    def run_usage(self) -> RunUsage:
+        known = {f.name for f in fields(RunUsage)}
+        return RunUsage(**{k: v for k, v in self.usage.items() if k in known and k != "cost"})
+
+    def _usage_from_record(self) -> dict[str, Any]:
+        answered = [c for c in self.model_calls if c.get("status") == "ok"]
+        ran = [c for c in self.tool_calls if c.get("status") not in ("rejected", "running")]
+        return {
+            "requests": len(answered),
+            "input_tokens": sum(int(c.get("input_tokens") or 0) for c in answered),
+            "output_tokens": sum(int(c.get("output_tokens") or 0) for c in answered),
+            "tool_calls": len(ran),
+        }
 
 
 @dataclass(frozen=True)
@@ -141,14 +163,20 @@ def paused_state(
     tool_calls: list[ToolCall],
     started_at: datetime,
     pauses: int,
+    usage: RunUsage | None = None,
 ) -> PausedState:
-    return PausedState(
+    state = PausedState(
         messages=to_jsonable_python(messages, bytes_mode="base64"),
         model_calls=[_call_json(c) for c in model_calls],
         tool_calls=[_call_json(c) for c in tool_calls],
         started_at=started_at.isoformat(),
         pauses=pauses,
     )
+    if usage is not None:
+        state.usage = to_jsonable_python(asdict(usage))
+    else:
+        state.usage = state._usage_from_record()
+    return state
 
 
 def _call_json(call: ModelCall | ToolCall) -> dict[str, Any]:

@@ -38,7 +38,7 @@ from pydantic_ai.messages import (
 from pydantic_ai.models import Model
 from pydantic_ai.models.fallback import FallbackModel
 from pydantic_ai.settings import ModelSettings
-from pydantic_ai.usage import UsageLimits
+from pydantic_ai.usage import RunUsage, UsageLimits
 
 from keel.config.project import AgentSpec, Project, ResolvedModel
 from keel.config.validation import storage_issues
@@ -419,7 +419,7 @@ class Runner:
         )
         status, output, error = RunStatus.SUCCEEDED, None, None
         escalated: RunEscalated | None = None
-        deferred: tuple[DeferredToolRequests, list[ModelMessage]] | None = None
+        deferred: tuple[DeferredToolRequests, list[ModelMessage], RunUsage] | None = None
         interrupted: BaseException | None = None
         token = set_recorder(recorder)
         with agent_span(
@@ -475,6 +475,7 @@ class Runner:
                     prompt.model_settings if prompt is not None else None,
                     history=resume.state.history() if resume is not None else None,
                     deferred=resume.deferred_results() if resume is not None else None,
+                    usage=resume.state.run_usage() if resume is not None else None,
                 )
                 output = done.output
                 if isinstance(output, DeferredToolRequests):
@@ -484,7 +485,7 @@ class Runner:
                             "max_pauses",
                             f"the run stopped for approval {pauses} times (approvals.max_pauses)",
                         )
-                    deferred, output = (output, done.all_messages()), None
+                    deferred, output = (output, done.all_messages(), done.usage), None
                     status = RunStatus.WAITING_APPROVAL
                 if deferred is None and guardrails is not None and guardrails.at("output"):
                     output = await _guard_output(
@@ -547,6 +548,7 @@ class Runner:
                     recorder.tool_calls,
                     first_started,
                     (resume.state.pauses if resume is not None else 0) + 1,
+                    deferred[2],
                 ).as_dict()
             escalation: dict[str, Any] | None = None
             if escalated is not None:
@@ -661,6 +663,7 @@ class Runner:
         *,
         history: list[ModelMessage] | None = None,
         deferred: DeferredToolResults | None = None,
+        usage: RunUsage | None = None,
     ) -> Any:
         handler = _stream_handler(recorder) if stream else None
         work = compiled.agent.run(
@@ -669,6 +672,7 @@ class Runner:
             deferred_tool_results=deferred,
             deps=deps,
             usage_limits=compiled.usage_limits,
+            usage=usage,
             event_stream_handler=handler,
             model_settings=ModelSettings(**model_settings) if model_settings else None,  # type: ignore[typeddict-item]
         )
