@@ -18,6 +18,7 @@ from keel.config.project import ResolvedModel
 from keel.runtime.approval import Decision, PausedState, Resume
 from keel.runtime.result import RunResult, RunStatus
 from keel.runtime.runner import Runner
+from tests.tracing.helpers import make_tracing
 
 TOOLS = '''
 PAID: list[int] = []
@@ -142,6 +143,20 @@ def test_edited_arguments_are_what_the_tool_gets(runner: Runner) -> None:
     final = go(runner, resume=resume_of(first, **{call_id: Decision(True, args={"amount": 90, "to": "bob"})}))
     assert final.output == "done: paid 90 to bob"
     assert paid() == [90]
+
+
+def test_the_approved_calls_span_names_its_reviewer(runner: Runner) -> None:
+    runner.tracing, spans = make_tracing("redacted")
+    first = go(runner)
+    call_id = first.approvals[0]["call_id"]
+    decision = Decision(True, args={"amount": 90, "to": "bob"}, reason="ok for bob", by="user:ann")
+    final = go(runner, resume=resume_of(first, **{call_id: decision}))
+    assert final.status is RunStatus.SUCCEEDED, final.error
+    runner.tracing.force_flush(5)
+    waiting, ran = spans.named("execute_tool pay")
+    assert [e.name for e in waiting.events if e.name == "approval"] == []
+    [approval] = [e for e in ran.events if e.name == "approval"]
+    assert approval.attributes == {"reviewer": "user:ann", "edited": True, "reason": "ok for bob"}
 
 
 def test_rejection_reaches_the_model_and_each_new_attempt_needs_approval(runner: Runner) -> None:

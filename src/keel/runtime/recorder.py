@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import time
+from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -57,6 +58,9 @@ class RunRecorder:
     roles: tuple[str, ...] = ()
     # The agent's escalation triggers (keel.runtime.escalation.Escalation), or None.
     escalation: Any = None
+    # A resumed run: the reviewers' decisions (keel.runtime.approval.Decision) by call id, so an
+    # approved call's span says who approved it.
+    decisions: Mapping[str, Any] = field(default_factory=dict)
     metered_usd: Decimal | None = Decimal(0)
     metered_tokens: int = 0
 

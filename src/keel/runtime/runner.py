@@ -403,6 +403,7 @@ class Runner:
         recorder.escalation = compiled.escalation
         recorder.principal, recorder.roles = principal, tuple(roles)
         if resume is not None:  # the run so far: its calls count, and are reported, once
+            recorder.decisions = resume.decisions
             for data in resume.state.model_calls:
                 recorder.record_model_call(model_call_from(data))
             recorder.tool_calls.extend(tool_call_from(data) for data in resume.state.tool_calls)

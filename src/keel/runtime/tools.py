@@ -370,6 +370,14 @@ class PolicyFunctionSchema(FunctionSchema):
         if needs is not None and not ctx.tool_call_approved:
             record.status, record.error = "waiting_approval", f"waiting for approval: {needs}"
             raise ApprovalRequired(metadata={APPROVAL_REASON: needs})
+        if ctx.tool_call_approved:
+            decision = recorder.decisions.get(ctx.tool_call_id or "")
+            span.event(
+                "approval",
+                reviewer=(decision.by if decision is not None else "") or "unknown",
+                edited=decision is not None and decision.args is not None,
+                reason=decision.reason if decision is not None else "",
+            )
         return args_dict
 
     def _refused(self, refusal: Refusal, policy: ToolPolicy, record: ToolCall) -> ToolFailed | ToolFailure:
