@@ -42,6 +42,7 @@ from tests.guardrails.injection_set.holdout import INJECTIONS as HOLDOUT_INJECTI
 from tests.guardrails.injection_set.holdout import OBFUSCATED as HOLDOUT_OBFUSCATED
 from tests.guardrails.injection_set.holdout3 import BENIGN_3, ENCODED_3, ENCODED_BENIGN_3, INJECTIONS_3
 from tests.guardrails.injection_set.holdout4 import BENIGN_4, INJECTIONS_4
+from tests.guardrails.injection_set.holdout5 import BENIGN_5, INJECTIONS_5
 
 SEED = 20240611
 HERE = Path(__file__).parent
@@ -312,6 +313,12 @@ def build() -> list[dict[str, Any]]:
         add(text, "injection", kind, lang, "holdout4", f"h4-attack-{i:03d}", "holdout4")
     for i, (kind, lang, text) in enumerate(BENIGN_4):
         add(text, "benign", kind, lang, "holdout4", f"h4-benign-{i:03d}", "holdout4")
+    for i, (kind, lang, how, text) in enumerate(INJECTIONS_5):
+        source = "holdout5" if how == "none" else f"holdout5+{how}"
+        add(text, "injection", kind, lang, source, f"h5-attack-{i:03d}", "holdout5", obfuscation=how)
+    for i, (kind, lang, how, text) in enumerate(BENIGN_5):
+        source = "holdout5" if how == "none" else f"holdout5+{how}"
+        add(text, "benign", kind, lang, source, f"h5-benign-{i:03d}", "holdout5", obfuscation=how)
     return items
 
 
