@@ -61,6 +61,8 @@ _TAG = re.compile("[\U000e0000-\U000e007f]")
 _CONFUSABLE_CHAR = re.compile("[" + re.escape("".join(HOMOGLYPHS)) + "]")
 _HSPACE = re.compile(r"[^\S\n]+")
 _NEWLINES = re.compile(r"\s*\n\s*")
+# The ASCII characters `\s` matches other than the space and the newline.
+_ODD_ASCII_SPACE = "".join(c for c in map(chr, range(128)) if c.isspace() and c not in " \n")
 
 
 def strip_invisible(text: str) -> str:
@@ -105,7 +107,13 @@ def fold_homoglyphs(text: str) -> str:
 
 def collapse_whitespace(text: str) -> str:
     """Runs of spaces and tabs become one space; runs of blank lines become one newline."""
-    return _NEWLINES.sub("\n", _HSPACE.sub(" ", text)).strip()
+    # Each substitution is a pass of `re` over the text; skipped where it would change nothing:
+    # ASCII text whose only horizontal whitespace is single spaces, text without a newline.
+    if not text.isascii() or "  " in text or any(c in text for c in _ODD_ASCII_SPACE):
+        text = _HSPACE.sub(" ", text)
+    if "\n" in text:
+        text = _NEWLINES.sub("\n", text)
+    return text.strip()
 
 
 def prepare(text: str) -> str:
@@ -143,8 +151,19 @@ class DecodeLimits:
 DEFAULT_LIMITS = DecodeLimits()
 
 _BASE64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
-_HEX_RUN = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}){8,}(?![0-9A-Fa-f])")
-_HEX_SEPARATED = re.compile(r"(?:(?:\\x|0x)?[0-9A-Fa-f]{2}[\s,:]?){8,}")
+# `re` skips ahead fast to where a pattern's first character class occurs, but only when the
+# pattern begins with one: these two are written so, with the same matches as
+# `(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}){8,}(?![0-9A-Fa-f])` and
+# `(?:(?:\\x|0x)?[0-9A-Fa-f]{2}[\s,:]?){8,}` (the first byte's alternatives are tried in the same
+# order), which `re` tried at every position of the text.
+_HEX_RUN = re.compile(
+    r"[0-9A-Fa-f](?<![0-9A-Fa-f][0-9A-Fa-f])[0-9A-Fa-f](?:[0-9A-Fa-f]{2}){7,}(?![0-9A-Fa-f])"
+)
+_HEX_SEPARATED = re.compile(
+    r"[\\0-9A-Fa-f](?:(?<=\\)x[0-9A-Fa-f]{2}|(?<=0)x[0-9A-Fa-f]{2}|(?<=[0-9A-Fa-f])[0-9A-Fa-f])[\s,:]?"
+    r"(?:(?:\\x|0x)?[0-9A-Fa-f]{2}[\s,:]?){7,}"
+)
+_HEX_NOISE = re.compile(r"\\x|0x|[\s,:]")
 # Hex-encoded text always has digit-led byte pairs (printable ASCII is 0x20-0x7e): a cheap test.
 _HEX_HINT = re.compile(
     r"[0-9][0-9A-Fa-f](?:[\s,:]|\\x|0x)?[0-9][0-9A-Fa-f](?:[\s,:]|\\x|0x)?[0-9][0-9A-Fa-f]"
@@ -156,9 +175,13 @@ _SPACED = re.compile(r"(?<!\w)\w(?:[ ._\-|*]{1,3}\w(?!\w)){4,}")
 _SPACED_SEP = re.compile(r"[ ._\-|*]")
 _WORD_GAP = re.compile(r"\s{2,}|[ ._\-|*]{3}")
 _LEET_WORD = re.compile(r"(?<![\w$@])(?=[\w$@]*[A-Za-z])(?=[\w$@]*[0-9$@])[\w$@]{2,}")
-_LEET_DIGIT = re.compile(r"[0-9$@]")
-_LEET_CHAR = re.compile(r"[\w$@]")
-_LEET_RUN = re.compile(r"[\w$@]*")
+_LEET_DIGIT_RUN = re.compile(r"[0-9$@][\w$@]*")
+_LEET_CLASSES = str.maketrans(
+    {
+        c: "a" if c.isalpha() else "1" if c in "0123456789$@" else "_" if c == "_" else " "
+        for c in map(chr, range(128))
+    }
+)
 _ASCII_LETTER = re.compile(r"[A-Za-z]")
 _LEET = str.maketrans(
     {"4": "a", "3": "e", "1": "i", "0": "o", "5": "s", "7": "t", "$": "s", "@": "a", "8": "b", "9": "g"}
@@ -205,6 +228,8 @@ _COMMON = frozenset(
 def _readable(text: str, limits: DecodeLimits) -> bool:
     if len(text) < limits.min_decoded_chars:
         return False
+    if text.isprintable():
+        return True
     printable = sum(1 for c in text if c.isprintable() or c in "\n\r\t")
     return printable >= limits.min_printable * len(text)
 
@@ -246,7 +271,7 @@ def _hex_payloads(text: str, limits: DecodeLimits) -> list[str]:
             token = match.group(0)
             if len(token) > limits.max_payload_chars:
                 continue
-            digits = re.sub(r"\\x|0x|[\s,:]", "", token)
+            digits = _HEX_NOISE.sub("", token)
             if len(digits) % 2:
                 continue
             try:
@@ -315,34 +340,68 @@ def _joined_payloads(text: str, limits: DecodeLimits) -> list[str]:
     return ["\n".join(pieces)]
 
 
+# ASCII characters that are not word characters (`\w`), each mapped to a space.
+_NOT_WORD = str.maketrans(dict.fromkeys((c for c in map(chr, range(128)) if not _WORD.match(c)), " "))
+
+
+def words(text: str) -> list[str]:
+    """`_WORD.findall(text)`: in ASCII text, without a pass of `re` over it."""
+    if text.isascii():
+        return text.translate(_NOT_WORD).split()
+    return _WORD.findall(text)
+
+
 @lru_cache(maxsize=16)
+def _word_counts(text: str) -> tuple[int, int]:
+    """The number of words of `text`, and how many of them are common English words."""
+    found = words(text.lower())
+    return len(found), sum(map(_COMMON.__contains__, found))
+
+
 def _common_words(text: str) -> int:
-    return sum(1 for w in _WORD.findall(text.lower()) if w in _COMMON)
+    return _word_counts(text)[1]
 
 
-@lru_cache(maxsize=16)
 def _mostly_plain(text: str) -> bool:
     """Text that already reads as English (over 12% common words): rot13 or reversal can't beat it."""
-    words = _WORD.findall(text.lower())
-    return len(words) >= 20 and sum(1 for w in words if w in _COMMON) > 0.12 * len(words)
+    total, common = _word_counts(text)
+    return total >= 20 and common > 0.12 * total
 
 
 def _leet_words(text: str) -> list[tuple[int, int]]:
-    """The spans of `_LEET_WORD.finditer(text)`, found from the digits rather than tried everywhere.
+    """The spans of `_LEET_WORD.finditer(text)`, without trying the pattern everywhere.
 
-    A match is a whole run of `[\\w$@]` holding an ASCII letter and one of `[0-9$@]`.
+    A match is a whole run of `[\\w$@]` holding an ASCII letter and one of `[0-9$@]`. In ASCII
+    text without `_`, each character is mapped to its class (`a` a letter, `1` one of `[0-9$@]`,
+    a space otherwise): a run holds both exactly when its classes have `a1` or `1a` side by side,
+    which `str.find` looks for. Other text goes through `_leet_runs`.
     """
+    if not text.isascii() or "_" in text:
+        return _leet_runs(text)
+    classes = text.translate(_LEET_CLASSES)
+    spans: dict[int, int] = {}
+    for pair in ("a1", "1a"):
+        at = classes.find(pair)
+        while at >= 0:
+            start = classes.rfind(" ", 0, at) + 1
+            end = classes.find(" ", at)
+            end = len(classes) if end < 0 else end
+            spans[start] = end
+            at = classes.find(pair, end)
+    return sorted(spans.items())
+
+
+def _leet_runs(text: str) -> list[tuple[int, int]]:
+    """`_leet_words` for any text: each run holding one of `[0-9$@]` is found from its first one
+    (a pattern that begins with a character class, which `re` skips ahead to), then extended back
+    to where the run starts."""
     spans: list[tuple[int, int]] = []
-    digit = _LEET_DIGIT.search(text)
-    while digit is not None:
-        start = digit.start()
-        while start > 0 and _LEET_CHAR.match(text, start - 1):
+    for run in _LEET_DIGIT_RUN.finditer(text):
+        start, end = run.span()
+        while start > 0 and ((c := text[start - 1]).isalnum() or c in "_$@"):  # `[\w$@]`
             start -= 1
-        run = _LEET_RUN.match(text, digit.start())
-        end = run.end() if run is not None else digit.end()
-        if _ASCII_LETTER.search(text, start, end):
+        if not text[start:end].isdigit() and _ASCII_LETTER.search(text, start, end):
             spans.append((start, end))
-        digit = _LEET_DIGIT.search(text, end)
     return spans
 
 
@@ -354,9 +413,23 @@ def _leet_payloads(text: str, limits: DecodeLimits) -> list[str]:
     spans = _leet_words(text)
     if len(spans) < 3:
         return []
-    pieces = [text[lo:hi] for lo, hi in _windows(text, spans, before=40, after=40)]
-    decoded = [_LEET_WORD.sub(lambda m: m.group(0).translate(_LEET), piece) for piece in pieces]
-    keep = [d for d, p in zip(decoded, pieces, strict=True) if _common_words(d) > _common_words(p)]
+    keep: list[str] = []
+    for lo, hi in _windows(text, spans, before=40, after=40):
+        piece = text[lo:hi]
+        # `_LEET_WORD.sub(lambda m: m.group(0).translate(_LEET), piece)`, from the piece's own
+        # leet words (a word cut by the window's edge is judged by the part inside it, as there)
+        found = _leet_words(piece)
+        if not found:
+            continue  # nothing to read: no more common words than the piece itself
+        out: list[str] = []
+        last = 0
+        for start, end in found:
+            out += (piece[last:start], piece[start:end].translate(_LEET))
+            last = end
+        out.append(piece[last:])
+        decoded = "".join(out)
+        if _common_words(decoded) > _common_words(piece):
+            keep.append(decoded)
     return ["\n".join(keep)] if keep else []
 
 
