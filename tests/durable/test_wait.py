@@ -53,3 +53,19 @@ async def test_a_waiter_is_woken_by_the_run_and_reads_the_status_rarely(service:
     assert view is not None and view["status"] == "succeeded"
     # About 3 s of waiting: one read at the start, then at 1 s and 3 s at most (was about 15).
     assert 1 <= service.status_reads <= 4, service.status_reads
+
+
+async def test_a_held_waiter_gets_the_run_even_if_it_ended_before_the_wait(service: CountingRuns) -> None:
+    from dbos import DBOS
+
+    submitted = await service.submit(Submission(agent="worker", input="held"), hold=True)
+    for _ in range(400):  # the run ends before anyone waits for it
+        [status] = await DBOS.list_workflows_async(workflow_ids=[submitted.run_id])
+        if status.status == "SUCCESS":
+            break
+        await asyncio.sleep(0.05)
+    service.status_reads = 0
+    view = await asyncio.wait_for(service.wait(submitted.run_id, 30), timeout=40)
+    assert view is not None and view["status"] == "succeeded" and view["run_id"] == submitted.run_id
+    assert service.status_reads == 0  # its end was handed over, not read
+    assert submitted.run_id not in service._waiters and submitted.run_id not in service._held

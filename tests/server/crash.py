@@ -15,7 +15,9 @@ import collections
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import sqlalchemy as sa
@@ -68,6 +70,9 @@ class CrashReport:
     drain_s: float = 0.0  # from the last restart until every run had ended
     replay_same_run: bool = False  # a repeated Idempotency-Key returned the same run...
     replay_new_requests: int = -1  # ...and caused this many provider requests (0 expected)
+    # Runs under way at a kill (a model step checkpointed) whose result says they started after it:
+    # their start, which their timeout budget counts from, was lost in the recovery.
+    restarted_starts: list[str] = field(default_factory=list)
     server_tail: str = ""
 
     @property
@@ -94,6 +99,8 @@ def run_crash_scenario(
     side = workdir / "side.txt"
     report = CrashReport(runs=runs, kills=len(kill_after))
     snapshots: list[tuple[Checkpoints, collections.Counter[tuple[str, int]], collections.Counter[str]]] = []
+    killed_at: list[datetime] = []
+    views: dict[str, dict[str, Any]] = {}
     run_of: dict[str, str] = {}
     with fake_provider() as (fake, script):
         fake.set_latency(latency_ms)  # every model request is in flight a while: kills land mid-run
@@ -115,6 +122,7 @@ def run_crash_scenario(
             for delay in kill_after:
                 time.sleep(delay)
                 server.kill()
+                killed_at.append(datetime.now(UTC))
                 snapshots.append((checkpoints(database_url), script.snapshot(), tool_executions(side)))
                 restarted = time.monotonic()
                 server.start()
@@ -135,10 +143,15 @@ def run_crash_scenario(
             server.stop()
         final_seen = script.snapshot()
     final_tools = tool_executions(side)
-    for done, seen, tools in snapshots:
+    for (done, seen, tools), killed in zip(snapshots, killed_at, strict=True):
         report.runs_checkpointed_at_kill.append(sum(1 for model_steps, _ in done.values() if model_steps))
         for run_id, (model_steps, tool_done) in done.items():
             marker = run_of[run_id]
+            started = (views.get(run_id) or {}).get("started_at")
+            if model_steps and started and datetime.fromisoformat(started) > killed:
+                report.restarted_starts.append(
+                    f"{marker}: started {started}, under way at the kill at {killed}"
+                )
             for kind in (1, 2)[:model_steps]:
                 if final_seen[(marker, kind)] != seen[(marker, kind)]:
                     report.repeated.append(f"{marker}: model request {kind} repeated after its checkpoint")

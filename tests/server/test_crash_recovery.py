@@ -19,6 +19,8 @@ def test_sigkill_three_times_during_200_runs(tmp_path: Path, database_url: str) 
     assert report.unfinished == 0, f"{report.unfinished} runs did not finish:\n{report.server_tail}"
     assert report.statuses == {"succeeded": RUNS}
     assert report.repeated == []
+    # A run under way at a kill keeps its start (and so its timeout budget) through the recovery.
+    assert report.restarted_starts == []
     # Every run made each of its two requests and its tool call at least once.
     assert report.missing == []
     # Re-submitting with the same key returns the same run and runs nothing again.

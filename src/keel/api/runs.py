@@ -139,7 +139,7 @@ async def create_run(
         roles=tuple(principal.roles),
     )
     try:
-        submitted = await runs.submit(submission)
+        submitted = await runs.submit(submission, hold=body.wait > 0)
     except CallbackRefused as exc:
         await hooks.give_back(limits)
         raise Problem(

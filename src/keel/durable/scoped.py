@@ -29,9 +29,10 @@ class TenantRuns:
             return None
         return view
 
-    async def submit(self, submission: Submission) -> Submitted:
-        """Queue a run for this tenant (whatever tenant the submission named)."""
-        return await self.durable.submit(dataclasses.replace(submission, tenant_id=self.tenant_id))
+    async def submit(self, submission: Submission, *, hold: bool = False) -> Submitted:
+        """Queue a run for this tenant (whatever tenant the submission named); `hold` as in
+        `DurableRuns.submit`."""
+        return await self.durable.submit(dataclasses.replace(submission, tenant_id=self.tenant_id), hold=hold)
 
     async def get(self, run_id: str) -> dict[str, Any] | None:
         """The run (queued, running or ended), or None if it is not this tenant's."""

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from dbos import DBOS, SetEnqueueOptions, SetWorkflowID
+from dbos import DBOS, SetEnqueueOptions, SetWorkflowID, SetWorkflowTimeout
+from dbos._context import get_local_dbos_context
 from dbos._error import DBOSNonExistentWorkflowError
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -72,6 +73,14 @@ _LIVE = frozenset({"ENQUEUED", "DELAYED", "PENDING"})  # DBOS statuses of a work
 WAIT_SWEEP_S = 1.0
 """How often one query checks every run a request waits for (runs that end elsewhere)."""
 WAITING = "waiting_approval"  # not ended, but nothing happens until people decide
+HOLD_S = 60.0
+"""How long a waiter registered by `submit(hold=True)` waits for its `wait` to take it."""
+START_V2 = 2
+"""The request's `start` value for runs whose start time is read from their DBOS deadline, not
+recorded by a `keel.run_start` step (see `_recorded_start`)."""
+START_HORIZON_S = 10 * 365 * 86400
+"""The workflow timeout such runs are queued with: DBOS sets the deadline once, at the first
+dequeue, to that moment plus this, and keeps it through recoveries; it never cancels a run."""
 
 
 class SubmitRefused(Exception):
@@ -153,6 +162,8 @@ class DurableRuns:
         self.worker_id = worker_id or env.get("KEEL_WORKER_ID") or default_id
         self.executes = role in ("all", "worker")
         self._waiters: dict[str, list[asyncio.Future[dict[str, Any] | None]]] = {}
+        # Waiters registered by `submit(hold=True)` before the run was queued, for `wait` to take.
+        self._held: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self.callbacks = CallbackDeliverer(self.project, self.database_url, env)
         self.coordination = Coordination(self.database_url)
@@ -236,13 +247,17 @@ class DurableRuns:
             for future in futures:
                 future.cancel()
         self._waiters.clear()
+        self._held.clear()
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
 
     # -- accept ------------------------------------------------------------------------------------
 
-    async def submit(self, sub: Submission) -> Submitted:
+    async def submit(self, sub: Submission, *, hold: bool = False) -> Submitted:
+        """Accept and queue a run. `hold`: the caller will `wait` for it at once; its waiter is
+        registered before the run is queued, so `wait` need not read the run first to know it has
+        not ended already (a held waiter that no `wait` takes is dropped after HOLD_S)."""
         spec = self.project.agent(sub.agent)
         queue = spec.config.queue
         try:
@@ -286,6 +301,7 @@ class DurableRuns:
             "principal": sub.principal,
             "roles": list(sub.roles),
             "events": EVENTS_V2,  # readers make the `running` and final status events
+            "start": START_V2,  # the start comes from the DBOS deadline: no `keel.run_start` step
         }
         delayed = False
         if sub.session_id is not None:
@@ -297,12 +313,27 @@ class DurableRuns:
             queue_partition_key=partition_key(queue, sub.tenant_id, sub.user_id),
             delay_seconds=sessions.PARKED_SECONDS if delayed else None,
         )
-        with SetWorkflowID(run_id), options:
-            await DBOS.enqueue_workflow_async(queue_name(sub.agent), keel_run, request)
-        if sub.session_id is not None:
-            await self.sessions.after_enqueue(run_id, request["session_key"], queue.session_policy, self)
+        if hold and self.executes:
+            future: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
+            self._waiters.setdefault(run_id, []).append(future)
+            self._held[run_id] = future
+            asyncio.get_running_loop().call_later(HOLD_S, self._held.pop, run_id, None)
+        try:
+            with SetWorkflowID(run_id), options, SetWorkflowTimeout(START_HORIZON_S):
+                await DBOS.enqueue_workflow_async(queue_name(sub.agent), keel_run, request)
+            if sub.session_id is not None:
+                await self.sessions.after_enqueue(run_id, request["session_key"], queue.session_policy, self)
+        except BaseException:
+            self._held.pop(run_id, None)
+            self._drop_waiters(run_id)
+            raise
         self._wake(queue_name(sub.agent))
         return Submitted(run_id, created=True)
+
+    def _drop_waiters(self, run_id: str) -> list[asyncio.Future[dict[str, Any] | None]]:
+        """The waiters of a run, no longer registered because it ended (a held one stays for its
+        `wait` to take)."""
+        return self._waiters.pop(run_id, [])
 
     def _wake(self, queue: str) -> None:
         """A run was just queued: if this process executes runs, its queue is checked now rather
@@ -421,12 +452,14 @@ class DurableRuns:
         nothing polls the status (20 ms, growing to 0.5 s).
         """
         deadline = time.monotonic() + timeout
-        future: asyncio.Future[dict[str, Any] | None] | None = None
-        if self.executes and timeout > 0:
+        future = self._held.pop(run_id, None)
+        held = future is not None
+        if future is None and self.executes and timeout > 0:
             future = asyncio.get_running_loop().create_future()
             self._waiters.setdefault(run_id, []).append(future)
         try:
-            view = await self.get(run_id)
+            # A held waiter was registered before the run was queued: its end cannot be missed.
+            view = None if held else await self.get(run_id)
             if future is None:
                 pause = 0.02
                 while True:
@@ -441,7 +474,7 @@ class DurableRuns:
                     await asyncio.sleep(min(pause, remaining))
                     pause = min(pause * 1.5, 0.5)
                     view = await self.get(run_id)
-            if view is None or view["status"] in TERMINAL or view["status"] == WAITING:
+            if not held and (view is None or view["status"] in TERMINAL or view["status"] == WAITING):
                 return view
             self._sweep_waiters()
             remaining = deadline - time.monotonic()
@@ -553,7 +586,9 @@ class DurableRuns:
         after approvals (workflow `<run_id>.p<n>`)."""
         run_id = request.get("run_id") or DBOS.workflow_id
         assert run_id is not None
-        started = await DBOS.run_step_async({"name": "keel.run_start"}, _now)
+        started = _recorded_start(request)
+        if started is None:  # runs accepted before START_V2, and continuations after approvals
+            started = await DBOS.run_step_async({"name": "keel.run_start"}, _now)
         resume = None
         if request.get("resume"):
             from keel.durable.approvals import resume_from
@@ -637,7 +672,7 @@ class DurableRuns:
             with SetWorkflowID(f"{run_id}.callback"):
                 await DBOS.enqueue_workflow_async(CALLBACK_QUEUE, keel_callback, job)
             self._wake(CALLBACK_QUEUE)
-        for future in self._waiters.pop(run_id, []):
+        for future in self._drop_waiters(run_id):
             if not future.done():
                 future.set_result(view)
         return view
@@ -662,7 +697,7 @@ class DurableRuns:
             }
             await self._notify("approval.requested", approval["id"], run_id, request, result.agent, payload)
         await sink.write({**status_event(WAITING), "approvals": view["approvals"]})
-        for future in self._waiters.pop(run_id, []):
+        for future in self._drop_waiters(run_id):
             if not future.done():
                 future.set_result(view)
         return view
@@ -709,6 +744,24 @@ class DurableRuns:
 
 async def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _recorded_start(request: Mapping[str, Any]) -> datetime | None:
+    """When the run first started, for runs queued with `start` START_V2 (and a workflow timeout of
+    START_HORIZON_S): DBOS sets the workflow's deadline at the first dequeue and a recovered run
+    keeps it, so the start, and the run's timeout budget, survive a crash without a checkpointed
+    step. A copy made by DBOS's fork has no deadline unless given one: it counts from now.
+
+    None for runs that record their start in a `keel.run_start` step: those accepted before
+    START_V2, and continuations after approvals. The request alone decides, so every execution of
+    a workflow (first, recovered, forked) takes the same steps."""
+    if request.get("start") != START_V2 or request.get("resume"):
+        return None
+    context = get_local_dbos_context()
+    deadline = context.workflow_deadline_epoch_ms if context is not None else None
+    if deadline is None:
+        return datetime.now(UTC)
+    return datetime.fromtimestamp((deadline - START_HORIZON_S * 1000) / 1000, UTC)
 
 
 def _request_of(status: Any) -> dict[str, Any]:

@@ -7,7 +7,8 @@ process, so one service): the workflow functions stay small and their step seque
 
 The step sequence of `keel.run`, which replay depends on (change it => bump WORKFLOW_REVISION,
 or choose the sequence from the run's request so runs already in flight keep theirs):
-1. `keel.run_start` (the recorded start time, so a resumed run keeps its timeout budget)
+1. `keel.run_start` (the recorded start time, so a resumed run keeps its timeout budget); only
+   runs whose request lacks `"start": 2`, and continuations after approvals
 2. event `running` on the run's event stream (only runs whose request lacks `"events": 2`)
 3. the agent loop: one step per model request, one per tool call (and, for streaming runs, the
    event steps of pydantic-ai's durable event handler)
@@ -16,7 +17,10 @@ or choose the sequence from the run's request so runs already in flight keep the
 6. start of the `keel.callback` child workflow (runs with a callback URL only)
 
 Runs accepted since `"events": 2` (keel.durable.events.EVENTS_V2) skip 2 and 4: their readers
-make those events from the workflow's status. Runs accepted before keep writing them on replay.
+make those events from the workflow's status. Runs accepted since `"start": 2`
+(keel.durable.service.START_V2) skip 1: they are queued with a far workflow timeout and read their
+start from the deadline DBOS sets at the first dequeue and keeps through recoveries. Runs accepted
+before keep their steps on replay: the request, not the code's version, chooses the sequence.
 """
 
 from __future__ import annotations
