@@ -23,6 +23,8 @@ from re import _constants as _C  # type: ignore[attr-defined]
 from re import _parser as _P  # type: ignore[attr-defined]
 from typing import Any
 
+from keel.guardrails.normalize import words
+
 K = 5
 _LIMIT = 400  # prefixes worked out at most per pattern
 _MAX_PREFIXES = 40
@@ -169,7 +171,8 @@ class Plan:
 
     @cached_property
     def keyed(self) -> frozenset[str]:
-        """The prefixes found through `Folded.words`: `K` characters long, at a word start."""
+        """The prefixes found through the keys of the text's words (`Folded.keys`): `K` characters
+        long, at a word start."""
         return frozenset(p for p in self.prefixes if self.at_word and len(p) == K)
 
     @cached_property
@@ -206,10 +209,15 @@ def _plan(pattern: re.Pattern[str]) -> Plan:
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 _OTHER_SPACE = re.compile(r"[^\S \n]")
 _SPACE = re.compile(r"\s")
-_WORD_KEYS = re.compile(rf"\b(?=(\w.{{0,{K - 1}}}))", re.DOTALL)
+_WORD_RUN = re.compile(r"\w+")
+# The ASCII characters `\s` matches other than the space and the newline.
+_ODD_ASCII_SPACE = "".join(c for c in map(chr, range(128)) if c.isspace() and c not in " \n")
 # Every character of a known prefix, with a case-insensitive pattern for it; which characters of a
 # text are unsafe to compare through `str.lower` (see `_char_unsafe`), worked out once each.
 _PREFIX_CHARS: dict[str, re.Pattern[str]] = {}
+# The words shorter than `K` that a keyed prefix begins with (`"i"` of `"i am "`), with a pattern
+# finding each as a whole word and what follows it (`_whole_word`).
+_SHORT_WORDS: dict[str, re.Pattern[str]] = {}
 _UNSAFE: dict[str, bool] = {}
 _ASCII_UNSAFE: list[re.Pattern[str] | None] = []
 
@@ -218,6 +226,10 @@ _ASCII_UNSAFE: list[re.Pattern[str] | None] = []
 def plan_of(pattern: re.Pattern[str]) -> Plan:
     """The pattern's `Plan`, worked out once."""
     plan = _plan(pattern)
+    for prefix in plan.keyed:
+        word = _WORD_RUN.match(prefix)
+        if word is not None and len(word.group()) < K and word.group() not in _SHORT_WORDS:
+            _SHORT_WORDS[word.group()] = _whole_word(word.group())
     for c in "".join((*plan.prefixes, *(plan.needs or ()))):
         if c not in _PREFIX_CHARS:
             _PREFIX_CHARS[c] = re.compile(re.escape(c), re.IGNORECASE)
@@ -240,14 +252,34 @@ def _char_unsafe(c: str) -> bool:
     return unsafe
 
 
+@lru_cache(maxsize=1024)
+def _whole_word(word: str) -> re.Pattern[str]:
+    """`word` as a whole word, capturing what follows it up to `K` characters in all (without
+    consuming it: the next word may begin there). The word comes first, so that `re` looks for it
+    as a literal (fast) instead of trying every position."""
+    return re.compile(
+        rf"{re.escape(word)}(?<!\w.{{{len(word)}}})(?!\w)(?=(.{{0,{K - len(word)}}}))", re.DOTALL
+    )
+
+
 class Folded:
     """A text prepared for `rule_matches`: lower-cased with whitespace as spaces (`text`, None if
-    that isn't safe), and the first `K` characters of every word in it (`words`)."""
+    that isn't safe), and the first `K` characters from the start of every word in it (`keys`)."""
 
     def __init__(self, text: str) -> None:
         self.text = self._fold(text)
         self.ascii = text.isascii()
-        self.words = frozenset(_WORD_KEYS.findall(self.text)) if self.text is not None else None
+        self.keys: frozenset[str] | None = None
+        self.short_words = len(_SHORT_WORDS)  # the short words known when the keys were made
+        if self.text is not None:
+            # `re.findall(r"\\b(?=(\\w.{0,4}))", text)` tries every position of the text: the words
+            # are found by `str.split` instead, and the keys of the short ones (a word and what
+            # follows it) by looking for them, among those a keyed prefix begins with
+            found = frozenset(words(self.text))
+            keys = {word[:K] for word in found}
+            for word in _SHORT_WORDS.keys() & found:
+                keys.update(word + rest for rest in _SHORT_WORDS[word].findall(self.text))
+            self.keys = frozenset(keys)
 
     @staticmethod
     def _fold(text: str) -> str | None:
@@ -263,6 +295,8 @@ class Folded:
         if len(low) != len(text):
             return None
         low = low.replace("\n", " ")
+        if low.isascii() and not any(c in low for c in _ODD_ASCII_SPACE):
+            return low  # no other whitespace than spaces (`_OTHER_SPACE` would not match)
         return _SPACE.sub(" ", low) if _OTHER_SPACE.search(low) else low
 
 
@@ -277,10 +311,12 @@ def rule_matches(
             return
         yield from itertools.islice(pattern.finditer(text), limit)
         return
-    # a word starting with a keyed prefix is among `words`; ASCII text holds only ASCII prefixes
+    # a word starting with a keyed prefix has its key among `keys`; ASCII text holds only ASCII prefixes
     searched = plan.searched_ascii if folded.ascii else plan.searched
+    # (keys made before this pattern's short words were known may lack some: then search them all)
+    keys = folded.keys if folded.short_words == len(_SHORT_WORDS) else None
     candidates: Iterable[str] = (
-        itertools.chain(plan.keyed & folded.words, searched) if folded.words is not None else plan.prefixes
+        itertools.chain(plan.keyed & keys, searched) if keys is not None else plan.prefixes
     )
     starts: list[int] = []
     for prefix in candidates:
