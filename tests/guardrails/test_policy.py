@@ -123,3 +123,71 @@ def test_bad_settings_name_the_setting(spec: dict[str, Any], field: str) -> None
     with pytest.raises(GuardrailConfigError) as caught:
         build(spec)
     assert caught.value.field == field
+
+
+# The deny and prompt_leak guardrails skip work they can tell is needless (a pattern none of whose
+# required strings occurs; answers without 12 consecutive words of the instructions): random texts
+# must get the decisions of the plain implementations.
+
+_DENY_WORDS = ["gift card", "wire transfer to", "Secret", "naïve", "a"]
+_DENY_PATTERNS = [
+    r"(?i)\bdrop\s+table\b",
+    r"\bDROP TABLE\b",
+    r"(foo|barbaz)x?",
+    r"\d{3}-\d{4}",
+    r"a\tb",
+    r"(?i)STRASSE",
+]
+_PIECES = ["gift", "card", "GIFT CARD", "wire", "transfer", "to", "drop", "DROP", "table", "TABLE", "foo", "barbaz",
+           "secret", "SECRET", "naïve", "NAÏVE", "555-1234", "a", "b", "\t", "strasse", "straße", "ſtrasse", "K", "x"]  # fmt: skip
+
+
+def _plain_deny(text: str) -> list[str]:
+    import re
+
+    words = [re.compile(rf"(?<!\w){re.escape(w)}(?!\w)", re.IGNORECASE) for w in _DENY_WORDS]
+    return [p.pattern for p in (*words, *map(re.compile, _DENY_PATTERNS)) if p.search(text)]
+
+
+def test_deny_decides_as_the_plain_patterns_do() -> None:
+    import random
+
+    rng = random.Random(5)
+    spec = {"type": "deny", "words": _DENY_WORDS, "patterns": _DENY_PATTERNS}
+    guardrail = Guardrails([build(spec)])
+    for _ in range(3000):
+        text = "".join(
+            rng.choice(_PIECES) + rng.choice([" ", "  ", "", "\n", "-", ".", "\t"])
+            for _ in range(rng.randint(0, 6))
+        )
+        outcome = asyncio.run(guardrail.run(Check(agent="a", point="input", text=text)))
+        expected = _plain_deny(text)
+        assert outcome.verdict == ("block" if expected else "allow"), (text, expected)
+        if expected:
+            assert outcome.reason == f"deny: matched {len(expected)} denied term(s)"
+
+
+def test_prompt_leak_decides_as_the_plain_shingles_do() -> None:
+    import random
+    import re
+
+    def plain(instructions: str, text: str, size: int) -> bool:
+        def shingles(value: str) -> set[tuple[str, ...]]:
+            words = re.findall(r"\w+", value.lower())
+            return {tuple(words[i : i + size]) for i in range(len(words) - size + 1)}
+
+        return bool(shingles(instructions) & shingles(text))
+
+    rng = random.Random(6)
+    vocabulary = ["you", "triage", "Customer", "email", "for", "the", "support", "team", "never", "reveal", "rules", "é", "ok"]  # fmt: skip
+    for size in (3, 5, 12):
+        guardrail = Guardrails([build({"type": "prompt_leak", "min_words": size})])
+        for _ in range(1500):
+            instructions = " ".join(rng.choice(vocabulary) for _ in range(rng.randint(0, 30)))
+            text = rng.choice([", ", " ", "\n"]).join(
+                rng.choice(vocabulary) for _ in range(rng.randint(0, 30))
+            )
+            outcome = asyncio.run(
+                guardrail.run(Check(agent="a", point="output", text=text, instructions=instructions))
+            )
+            assert (outcome.verdict == "block") == plain(instructions, text, size), (size, instructions, text)

@@ -23,6 +23,7 @@ gives them (the project root, the runner for the judge, the database, the gatewa
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import re
@@ -427,12 +428,24 @@ def _kinds(found: list[Any]) -> str:
 
 
 def _deny(spec: DenySpec, name: str, root: Any) -> Checker:
+    from keel.guardrails.injection_match import literal_needs
+
     words = [re.compile(rf"(?<!\w){re.escape(w)}(?!\w)", re.IGNORECASE) for w in spec.words]
     patterns = [re.compile(p) for p in spec.patterns]
+    # Each pattern with the lower-case ASCII strings one of which its every match contains: in
+    # ASCII text, a pattern none of whose strings occurs is not searched (a pass of `re` over the
+    # whole text for each).
+    needs = [(w.lower(),) if w.isascii() else None for w in spec.words] + [literal_needs(p) for p in patterns]
+    checked = list(zip((*words, *patterns), needs, strict=True))
 
     def check(c: Check) -> Decision:
         text = c.text or ""
-        hits = [p for p in (*words, *patterns) if p.search(text)]
+        low = text.lower() if text.isascii() else None
+        hits = [
+            p
+            for p, need in checked
+            if (low is None or need is None or any(n in low for n in need)) and p.search(text)
+        ]
         if not hits:
             return allow(name)
         if spec.verdict == "block":
@@ -445,14 +458,27 @@ def _deny(spec: DenySpec, name: str, root: Any) -> Checker:
 
 
 def _prompt_leak(spec: PromptLeakSpec, name: str, root: Any) -> Checker:
-    def shingles(text: str) -> set[tuple[str, ...]]:
-        words = re.findall(r"\w+", text.lower())
-        return {tuple(words[i : i + spec.min_words]) for i in range(len(words) - spec.min_words + 1)}
+    from keel.guardrails.normalize import words
+
+    size = spec.min_words
+    run = b"\x01" * size
+
+    def shingles(found: list[str]) -> set[tuple[str, ...]]:
+        return {tuple(found[i : i + size]) for i in range(len(found) - size + 1)}
+
+    @functools.lru_cache(maxsize=64)
+    def instructions_of(text: str) -> tuple[frozenset[str], set[tuple[str, ...]]]:
+        """The words of an agent's instructions (the same for each of its runs), and their shingles."""
+        found = words(text.lower())  # `re.findall(r"\w+", ...)`
+        return frozenset(found), shingles(found)
 
     def check(c: Check) -> Decision:
         if not c.instructions or not c.text:
             return allow(name)
-        if shingles(c.instructions) & shingles(c.text):
+        vocabulary, theirs = instructions_of(c.instructions)
+        answer = words(c.text.lower())
+        # a shared shingle needs `size` consecutive words of the answer that the instructions have
+        if bytes(map(vocabulary.__contains__, answer)).find(run) >= 0 and theirs & shingles(answer):
             return Decision("block", name, f"the answer repeats {spec.min_words}+ words of the instructions")
         return allow(name)
 

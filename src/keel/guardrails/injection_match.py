@@ -159,6 +159,21 @@ def _necessary(items: Any) -> set[str] | None:
     return max(options, key=lambda o: min(len(x) for x in o), default=None)
 
 
+def literal_needs(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
+    """Lower-case ASCII strings one of which every match of `pattern` contains (each occurs, in
+    some case, in the match), or None when none are known: a text whose lower-cased copy holds none
+    of them has no match, if it is ASCII (where `str.lower` and `re`'s case folding agree)."""
+    try:
+        needs = _necessary(_P.parse(pattern.pattern, pattern.flags))
+    except Exception:  # an unusual pattern: no shortcut
+        return None
+    # whitespace is folded to a space in `needs`: the longest piece without one is needed too
+    pieces = {max(n.split(" "), key=len) for n in needs or ()}
+    if not pieces or not all(p and p.isascii() and p.isprintable() for p in pieces):
+        return None
+    return tuple(sorted(pieces))
+
+
 @dataclass
 class Plan:
     """Where a rule can match: `prefixes` (lower-cased, whitespace as a space) begin every match;
