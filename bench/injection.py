@@ -4,11 +4,15 @@
 
 The set is tests/guardrails/injection_set/items.jsonl (how it was made: README.md there). Figures:
 
-- per split (test, holdout, holdout2, holdout3, holdout4), the heuristic rules alone, the classifier alone
-  (`classifier_only=True`) and the two combined (`use_classifier=True`). The classifier never
-  trained on any of them; its threshold was chosen on the test split; the rules were tuned while
-  looking at train, test and the first holdout. holdout2, holdout3 and holdout4 were never tuned on: the
+- per split (test, holdout, holdout2 ... holdout5), the heuristic rules alone, the classifier
+  alone (`classifier_only=True`) and the two combined (`use_classifier=True`). The classifier never
+  trained on any of them; its threshold was chosen on held-out training data (public texts, a
+  share of the train split's groups, generated texts), not on them; the rules were tuned while
+  looking at train, test and the first holdout. holdout2 to holdout5 were never tuned on: the
   closest figures to unseen text (see the set's README for when each was first measured);
+- the external public set (`--external`, needs the pinned PyPI archives, downloaded once by pip
+  into a cache): PyRIT's jailbreak prompts and deepeval's benign prompts, sources the classifier
+  never trained on, per source;
 - heuristics on everything (train + test + holdouts);
 - recall per kind (injections) and false-positive rate per kind (benign), recall per obfuscation;
 - what the misses on the test split and the later holdouts look like;
@@ -35,6 +39,7 @@ from keel.guardrails.injection import InjectionDetector
 
 ROOT = Path(__file__).resolve().parents[1]
 ITEMS = ROOT / "tests" / "guardrails" / "injection_set" / "items.jsonl"
+SPLITS = ("test", "holdout", "holdout2", "holdout3", "holdout4", "holdout5")
 INJECTION_KINDS = ("direct", "indirect_tool_result", "indirect_document")
 BENIGN_KINDS = ("benign_lookalike", "benign")
 PROSE = (
@@ -133,10 +138,50 @@ def inputs_2kb(items: list[dict[str, Any]], count: int = 100) -> list[str]:
     return out
 
 
+def external(misses: int, *detectors: InjectionDetector) -> None:
+    """The public texts the classifier never trained on, per source (kind: the source)."""
+    from tests.guardrails.injection_set import public
+
+    texts = public.external()
+    print(
+        f"== external public set: {len(texts)} texts ({', '.join(f'{k} {a.version}' for k, a in public.ARCHIVES.items() if k in public.EXTERNAL_SOURCES)})"
+    )
+    rows = [
+        {
+            "text": t.text,
+            "label": t.label,
+            "kind": "direct" if t.label == "injection" else "benign",
+            "obfuscation": "none",
+            "carrier": "none",
+            "source": t.source,
+        }
+        for t in texts
+    ]
+    for name, detector in zip(
+        ("heuristics", "classifier alone", "heuristics + classifier"), detectors, strict=True
+    ):
+        tally = evaluate(detector, rows)
+        report(name, tally)
+        per_source: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for row in rows:
+            flagged = detector.detect(row["text"]).flagged
+            per_source[row["source"]][0] += flagged
+            per_source[row["source"]][1] += 1
+        print(
+            "    flagged per source: "
+            + "   ".join(f"{k} {_rate(h, t).strip()}" for k, (h, t) in sorted(per_source.items()))
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=300, help="timed detect calls per variant")
     parser.add_argument("--misses", type=int, default=12, help="misses shown per split")
+    parser.add_argument(
+        "--external",
+        action="store_true",
+        help="also the external public set (PyRIT, deepeval; downloads once)",
+    )
     args = parser.parse_args(argv)
 
     items = load()
@@ -153,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     alone = InjectionDetector(classifier_only=True)
 
     results: dict[tuple[str, str], Tally] = {}
-    for split in ("test", "holdout", "holdout2", "holdout3", "holdout4"):
+    for split in SPLITS:
         print(f"== split {split}")
         for name, detector in (
             ("heuristics", heuristics),
@@ -162,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         ):
             results[split, name] = tally = evaluate(detector, by_split[split])
             report(name, tally)
+    if args.external:
+        external(args.misses, heuristics, alone, classifier)
     print("== everything (train + test + holdouts)")
     results["all", "heuristics"] = everything = evaluate(heuristics, items)
     report("heuristics", everything)
@@ -170,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         + "   ".join(f"{k} {h}/{t}" for k, (h, t) in sorted(everything.obfuscation.items()))
     )
 
-    for split in ("test", "holdout2", "holdout3", "holdout4"):
+    for split in ("test", "holdout2", "holdout3", "holdout4", "holdout5"):
         tally = results[split, "heuristics + classifier"]
         print(f"== misses on {split} (heuristics + classifier), {len(tally.misses)} in all")
         for item, score in tally.misses[: args.misses]:

