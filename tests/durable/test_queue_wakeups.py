@@ -55,3 +55,26 @@ def test_a_wake_before_the_sleep_is_kept_and_stop_still_stops() -> None:
     thread.join(2)
     assert stopped and stopped[0][0] is True and stopped[0][1] < 1.0
     assert stop.wait(0) is True
+
+
+def test_a_queue_with_nothing_to_find_sleeps_until_woken_and_a_busy_one_polls_as_configured() -> None:
+    stop = make_wakeable(threading.Event())
+    stop._idle["queue-worker-idle"] = lambda: True
+    stop._idle["queue-worker-busy"] = lambda: False
+
+    def cannot_tell() -> bool:
+        raise RuntimeError("no DBOS")
+
+    stop._idle["queue-worker-unknown"] = cannot_tell
+    idle: list[tuple[bool, float]] = []
+    busy: list[tuple[bool, float]] = []
+    unknown: list[tuple[bool, float]] = []
+    sleeper = _waiter(stop, "queue-worker-idle", 0.05, idle)
+    _waiter(stop, "queue-worker-busy", 0.05, busy).join(2)
+    _waiter(stop, "queue-worker-unknown", 0.05, unknown).join(2)
+    assert busy and busy[0][0] is False  # its own interval: it returned by itself
+    assert unknown and unknown[0][0] is False
+    assert sleeper.is_alive()  # past its 0.05 s interval, still asleep
+    stop.wake("idle")
+    sleeper.join(2)
+    assert idle and idle[0][0] is False  # woken, not stopped

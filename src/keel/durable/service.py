@@ -226,6 +226,13 @@ class DurableRuns:
                 continue
             await DBOS.register_queue_async(settings.name, **settings.options)
             self._queues.add(settings.name)
+            if self.sqlite:  # the only process queueing into it: it wakes the queue itself
+                worker = settings.options["worker_concurrency"]
+                capped = any(
+                    settings.options.get(key) is not None and settings.options[key] < worker
+                    for key in ("global_concurrency", "partition_concurrency", "partition_worker_concurrency")
+                )
+                engine.poll_slowly_when_idle(settings.name, worker_concurrency=worker, capped=capped)
 
     async def stop(self) -> None:
         """Stop taking work, let running runs finish for `server.shutdown_grace` seconds, and
@@ -586,6 +593,10 @@ class DurableRuns:
         after approvals (workflow `<run_id>.p<n>`)."""
         run_id = request.get("run_id") or DBOS.workflow_id
         assert run_id is not None
+        task = asyncio.current_task()
+        if task is not None and self.sqlite:  # its slot frees when the workflow's task is done
+            agent_queue = queue_name(request["agent"])
+            task.add_done_callback(lambda _: engine.run_ended(agent_queue))
         started = _recorded_start(request)
         if started is None:  # runs accepted before START_V2, and continuations after approvals
             started = await DBOS.run_step_async({"name": "keel.run_start"}, _now)
