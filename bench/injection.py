@@ -6,10 +6,10 @@ The set is tests/guardrails/injection_set/items.jsonl (how it was made: README.m
 
 - per split (test, holdout, holdout2 ... holdout5), the heuristic rules alone, the classifier
   alone (`classifier_only=True`) and the two combined (`use_classifier=True`). The classifier never
-  trained on any of them; its threshold was chosen on held-out training data (public texts, a
-  share of the train split's groups, generated texts), not on them; the rules were tuned while
-  looking at train, test and the first holdout. holdout2 to holdout5 were never tuned on: the
-  closest figures to unseen text (see the set's README for when each was first measured);
+  trained on any of them, but its threshold and its public training sources were chosen on the
+  test split; the rules were tuned while looking at train, test and the first holdout. holdout2 to
+  holdout5 were never tuned on: the closest figures to unseen text, holdout5 the only one never
+  seen while choosing (see the set's README for when each was measured);
 - the external public set (`--external`, needs the pinned PyPI archives, downloaded once by pip
   into a cache): PyRIT's jailbreak prompts and deepeval's benign prompts, sources the classifier
   never trained on, per source;

