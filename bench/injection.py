@@ -10,6 +10,8 @@ The set is tests/guardrails/injection_set/items.jsonl (how it was made: README.m
   test split; the rules were tuned while looking at train, test and the first holdout. holdout2 to
   holdout5 were never tuned on: the closest figures to unseen text, holdout5 the only one never
   seen while choosing (see the set's README for when each was measured);
+- with `--system-docs`, false positives on paragraphs of the machine's own package documentation
+  (/usr/share/doc: READMEs, .md and .txt files; never trained on; depends on what is installed);
 - the external public set (`--external`, needs the pinned PyPI archives, downloaded once by pip
   into a cache): PyRIT's jailbreak prompts and deepeval's benign prompts, sources the classifier
   never trained on, per source;
@@ -26,7 +28,10 @@ Target (issue #6): at least 90% recall at most 2% false positives.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
+import random
+import re
 import sys
 import time
 from collections import defaultdict
@@ -138,6 +143,28 @@ def inputs_2kb(items: list[dict[str, Any]], count: int = 100) -> list[str]:
     return out
 
 
+def system_doc_paragraphs(count: int = 800, root: Path = Path("/usr/share/doc")) -> list[str]:
+    """`count` paragraphs (120-1,500 characters, mostly letters) of the machine's package
+    documentation, a fixed sample; changelogs and copyright files left out."""
+    found: list[str] = []
+    for path in sorted(root.rglob("*")):
+        name = path.name.lower()
+        readable = name.startswith("readme") or name.endswith((".md", ".txt", ".md.gz", ".txt.gz"))
+        if not path.is_file() or not readable or "changelog" in name or "copyright" in name:
+            continue
+        try:
+            raw = gzip.decompress(path.read_bytes()) if name.endswith(".gz") else path.read_bytes()
+            text = raw.decode("utf-8")
+        except (OSError, UnicodeDecodeError, EOFError):
+            continue
+        for block in re.split(r"\n\s*\n", text):
+            paragraph = " ".join(line.strip() for line in block.splitlines())
+            letters = sum(c.isalpha() for c in paragraph)
+            if 120 <= len(paragraph) <= 1500 and paragraph.count(" ") > 15 and letters > 0.6 * len(paragraph):
+                found.append(paragraph)
+    return random.Random(2).sample(found, min(count, len(found)))
+
+
 def external(misses: int, *detectors: InjectionDetector) -> None:
     """The public texts the classifier never trained on, per source (kind: the source)."""
     from tests.guardrails.injection_set import public
@@ -209,6 +236,16 @@ def main(argv: list[str] | None = None) -> int:
             report(name, tally)
     if args.external:
         external(args.misses, heuristics, alone, classifier)
+    if args.system_docs:
+        paragraphs = system_doc_paragraphs()
+        print(f"== /usr/share/doc paragraphs (benign, never trained on): {len(paragraphs)}")
+        for name, detector in (
+            ("heuristics", heuristics),
+            ("classifier alone", alone),
+            ("heuristics + classifier", classifier),
+        ):
+            flagged = sum(detector.detect(text).flagged for text in paragraphs)
+            print(f"  {name:<34} false positives {_rate(flagged, len(paragraphs))}")
     print("== everything (train + test + holdouts)")
     results["all", "heuristics"] = everything = evaluate(heuristics, items)
     report("heuristics", everything)
