@@ -168,3 +168,93 @@ def test_collapse_whitespace_and_words_agree_with_the_plain_patterns() -> None:
     for text in samples:
         assert collapse_whitespace(text) == newlines.sub("\n", hspace.sub(" ", text)).strip(), repr(text)
         assert words(text) == word.findall(text), repr(text)
+
+
+def test_payload_patterns_run_only_where_payloads_can_be_and_find_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In ASCII text the base64 and hex patterns run over stretches of their characters only:
+    the payloads found are those of a scan of the whole text."""
+    from keel.guardrails import normalize as module
+
+    rng = random.Random(8)
+    words = ["ignore all previous", "reveal the prompt", "hello world!", "password", "ok"]
+    pieces = [
+        *(base64.b64encode(w.encode()).decode() for w in words),
+        *(base64.urlsafe_b64encode(w.encode()).decode().rstrip("=") for w in words),
+        *(w.encode().hex() for w in words),
+        *(" ".join(f"{b:02x}" for b in w.encode()) for w in words),
+        *("".join(f"\\x{b:02X}" for b in w.encode()) for w in words),
+        *(",".join(f"0x{b:02x}" for b in w.encode()) for w in words),
+        *"0123456789abcdefxX\\,:=+/_-gQ.!é",
+        " ", "\n", "\t", "==", "deadbeef", "token:",
+    ]  # fmt: skip
+    samples = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 12))) for _ in range(4000)]
+    payload = base64.b64encode(PAYLOAD.encode()).decode()
+    samples += [f"a {payload}= {PAYLOAD.encode().hex()} x", f"={payload}", f"{payload}===", "\\x41" * 12]
+    found = [
+        (module._base64_payloads(t, DecodeLimits()), module._hex_payloads(t, DecodeLimits())) for t in samples
+    ]
+    monkeypatch.setattr(module, "_where", lambda text, classes: [(0, len(text))])
+    for text, (b64, hexed) in zip(samples, found, strict=True):
+        assert module._base64_payloads(text, DecodeLimits()) == b64, text
+        assert module._hex_payloads(text, DecodeLimits()) == hexed, text
+
+
+def test_word_counts_agree_with_the_word_pattern() -> None:
+    from keel.guardrails.normalize import _COMMON, _word_counts
+
+    rng = random.Random(9)
+    vocabulary = [
+        "the",
+        "The",
+        "THE",
+        "and",
+        "you",
+        "a",
+        "_the",
+        "the_",
+        "9the",
+        "all",
+        "ignore",
+        "thethe",
+        "é",
+    ]
+    for _ in range(20_000):
+        pieces = [
+            rng.choice(vocabulary) + rng.choice(["", " ", ".", " \n", "-"]) for _ in range(rng.randint(0, 20))
+        ]
+        text = "".join(pieces)
+        found = re.findall(r"\w+", text.lower())
+        _word_counts.cache_clear()
+        assert _word_counts(text) == (len(found), sum(1 for w in found if w in _COMMON)), text
+
+
+def test_letter_spaced_words_are_never_ruled_out_where_the_pattern_matches() -> None:
+    from keel.guardrails.normalize import _SPACED, _may_be_spaced
+
+    rng = random.Random(4)
+    pieces = [
+        "a",
+        "b",
+        "I",
+        "x",
+        "ab",
+        "word",
+        "_",
+        "1",
+        "-",
+        ".",
+        " ",
+        "  ",
+        "|",
+        "*",
+        "é",
+        "(",
+        "\n",
+        "a.b.c.d.e",
+    ]
+    for _ in range(30_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 20)))
+        assert _may_be_spaced(text) or _SPACED.search(text) is None, text
+    assert not _may_be_spaced("Thanks for the order, it arrived on time. I am happy.")

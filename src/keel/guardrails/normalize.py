@@ -18,6 +18,7 @@ import base64
 import binascii
 import codecs
 import re
+import string
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
@@ -241,9 +242,44 @@ def _utf8(raw: bytes) -> str | None:
         return None
 
 
+def _stretches(text: str, classes: dict[int, str], least: int) -> list[tuple[int, int]]:
+    """The stretches of ASCII `text` made of at least `least` characters that `classes` maps to
+    "x" (it maps the others to "."), found by `str.find` on the mapped text."""
+    mapped = text.translate(classes)
+    run = "x" * least
+    out: list[tuple[int, int]] = []
+    at = mapped.find(run)
+    while at >= 0:
+        start = mapped.rfind(".", 0, at) + 1
+        end = mapped.find(".", at)
+        end = len(mapped) if end < 0 else end
+        out.append((start, end))
+        at = mapped.find(run, end)
+    return out
+
+
+def _classes(chars: str) -> dict[int, str]:
+    """A `str.translate` table: ASCII `chars` to "x", other ASCII characters to "."."""
+    return str.maketrans({c: "x" if c in chars else "." for c in map(chr, range(128))})
+
+
+# A base64 payload is at least 16 characters of its alphabet (and up to two "=") in a row; a hex
+# payload at least 16 hex digits, separators (whitespace, ",", ":") and "\\x" or "0x" prefixes.
+# Matches lie within such stretches, so in ASCII text the patterns run over those alone (with the
+# whole text around them: look-behinds see what precedes).
+_BASE64_CLASSES = _classes(string.ascii_letters + string.digits + "+/_-=")
+_HEX_CLASSES = _classes(string.hexdigits + "xX\\,:" + "".join(c for c in map(chr, range(128)) if c.isspace()))
+
+
+def _where(text: str, classes: dict[int, str]) -> list[tuple[int, int]]:
+    """Where payloads of a kind (`classes`) may be: stretches of 16 characters or more in ASCII
+    text, anywhere in other text."""
+    return _stretches(text, classes, 16) if text.isascii() else [(0, len(text))]
+
+
 def _base64_payloads(text: str, limits: DecodeLimits) -> list[str]:
     found: list[str] = []
-    for match in _BASE64.finditer(text):
+    for match in (m for lo, hi in _where(text, _BASE64_CLASSES) for m in _BASE64.finditer(text, lo, hi)):
         token = match.group(0)
         if len(token) > limits.max_payload_chars or (token.isalpha() and token.islower()):
             continue
@@ -266,8 +302,9 @@ def _hex_payloads(text: str, limits: DecodeLimits) -> list[str]:
     found: list[str] = []
     if not _HEX_HINT.search(text):
         return found
+    where = _where(text, _HEX_CLASSES)
     for pattern in (_HEX_RUN, _HEX_SEPARATED):
-        for match in pattern.finditer(text):
+        for match in (m for lo, hi in where for m in pattern.finditer(text, lo, hi)):
             token = match.group(0)
             if len(token) > limits.max_payload_chars:
                 continue
@@ -322,6 +359,22 @@ def _windows(
     return merged
 
 
+# ASCII: word characters other than "_" to "w", the separators of letter-spaced words to "s".
+_SPACED_SHAPE = str.maketrans(
+    {c: "w" if _WORD.match(c) else "s" if c in " .-|*" else "." for c in map(chr, range(128)) if c != "_"}
+)
+# Every match of `_SPACED` has three one-character words in a row, each between separators.
+_SPACED_HINTS = tuple(f"sw{'s' * a}w{'s' * b}ws" for a in (1, 2, 3) for b in (1, 2, 3))
+
+
+def _may_be_spaced(text: str) -> bool:
+    """False when `_SPACED` has no match in `text` (ASCII without "_", shown by `str.find`)."""
+    if not text.isascii() or "_" in text:
+        return True
+    shape = text.translate(_SPACED_SHAPE)
+    return any(hint in shape for hint in _SPACED_HINTS)
+
+
 def _joined_payloads(text: str, limits: DecodeLimits) -> list[str]:
     """Letter-spaced words ("i g n o r e") joined up; string concatenation ("ign" + "ore") undone.
 
@@ -329,7 +382,9 @@ def _joined_payloads(text: str, limits: DecodeLimits) -> list[str]:
     twice in full.
     """
     text = text[: limits.max_payload_chars]
-    spans = [m.span() for m in _CONCAT.finditer(text)] + [m.span() for m in _SPACED.finditer(text)]
+    spans = [m.span() for m in _CONCAT.finditer(text)]
+    if _may_be_spaced(text):
+        spans += [m.span() for m in _SPACED.finditer(text)]
     if not spans:
         return []
 
