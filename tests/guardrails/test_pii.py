@@ -576,3 +576,24 @@ def test_redacting_twice_changes_nothing(style: str) -> None:
     once, found = redact(text, style=style)  # type: ignore[arg-type]
     assert found
     assert redact(once, style=style) == (once, [])  # type: ignore[arg-type]
+
+
+def test_the_iban_pattern_tried_only_where_its_shape_begins_finds_what_finditer_finds() -> None:
+    """IBANs: the pattern runs only where a match can begin (two upper-case letters and two
+    digits); random texts get the matches of a scan at every position."""
+    import random
+
+    from keel.guardrails import pii_numbers as numbers
+
+    patterns = [(numbers._IBAN, numbers._IBAN_SHAPES)]
+    rng = random.Random(5)
+    pieces = ["GB82", "WEST", "1234", "5698", "32", "DE89", "0044", "A", "B9", "AB12", " ", "-", ".", "x", "é", "IBAN",
+              "\n", "_", "/", "1 85 05 2A", "12.345.678", "1234.56.782", "123-45-6789", "QQ 12 34 56 C", "X-1234567"]  # fmt: skip
+    samples = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 12))) for _ in range(20_000)]
+    for alphabet in ("0123456789 .-AZXab_/", "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 -"):
+        samples += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24))) for _ in range(40_000)]
+    for text in samples:
+        for variant in (text, text.upper()):
+            for pattern, shapes in patterns:
+                expected = [m.span() for m in pattern.finditer(variant)]
+                assert [m.span() for m in numbers._shaped(pattern, variant, shapes)] == expected, variant

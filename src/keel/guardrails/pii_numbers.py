@@ -21,7 +21,7 @@ only when the text names them ("IBAN", "national insurance", "NINO", "codice fis
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from keel.guardrails.pii_checks import (
     IBAN_LENGTHS,
@@ -121,9 +121,46 @@ def _upper(text: str, words: tuple[str, ...]) -> str:
     return text
 
 
+# ASCII upper-case letters to "A", digits to "9", space, "." and "-" to themselves, the rest to "#".
+_SHAPE = str.maketrans(
+    {
+        c: "A" if "A" <= c <= "Z" else "9" if c.isdigit() else c if c in " .-" else "#"
+        for c in map(chr, range(128))
+    }
+)
+
+
+def _shaped(pattern: re.Pattern[str], text: str, shapes: tuple[str, ...]) -> Iterator[re.Match[str]]:
+    """`pattern.finditer(text)`, for a pattern every match of which begins with one of `shapes`
+    (in `_SHAPE`'s terms): in ASCII text it is tried only where those begin, found by `str.find`
+    on the text's shape, instead of wherever its first character class occurs. `Pattern.match`
+    sees the text before the place it is tried, so look-behinds hold as in `finditer`."""
+    if not text.isascii():
+        yield from pattern.finditer(text)
+        return
+    shape = text.translate(_SHAPE)
+    starts: set[int] = set()
+    for begin in shapes:
+        at = shape.find(begin)
+        while at >= 0:
+            starts.add(at)
+            at = shape.find(begin, at + 1)
+    end = 0
+    for at in sorted(starts):
+        if at < end:
+            continue
+        match = pattern.match(text, at)
+        if match is not None:
+            yield match
+            end = match.end()
+
+
+_IBAN_SHAPES = ("AA99",)
+
+
 def ibans(text: str, hits: list[Hit]) -> None:
     text = _upper(text, ("iban",))
-    for match in _IBAN.finditer(text):
+    for match in _shaped(_IBAN, text, _IBAN_SHAPES):
         start, end = match.span()
         value = match.group()
         expected = IBAN_LENGTHS.get(value[:2])
