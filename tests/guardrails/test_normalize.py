@@ -258,3 +258,32 @@ def test_letter_spaced_words_are_never_ruled_out_where_the_pattern_matches() -> 
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 20)))
         assert _may_be_spaced(text) or _SPACED.search(text) is None, text
     assert not _may_be_spaced("Thanks for the order, it arrived on time. I am happy.")
+
+
+def test_rot13_and_reversal_are_judged_as_on_the_decoded_text() -> None:
+    """In ASCII text the common words of the rot13-decoded or reversed text are counted from the
+    text's own words: the same payloads as counting on the decoded text."""
+    from keel.guardrails import normalize as module
+
+    def plain(text: str) -> tuple[list[str], list[str]]:
+        limits = DecodeLimits()
+        text = text[: limits.max_payload_chars]
+        if module._mostly_plain(text):
+            return [], []
+        before = module._common_words(text)
+        decoded, backwards = codecs.decode(text, "rot13"), text[::-1]
+        rot13, rev = module._common_words(decoded), module._common_words(backwards)
+        return (
+            [decoded] if rot13 >= 2 and rot13 > before else [],
+            [backwards] if rev >= 3 and rev > before else [],
+        )
+
+    rng = random.Random(12)
+    vocabulary = ["the", "gur", "eht", "and", "naq", "dna", "you", "lbh", "uoy", "ignore", "vtaber", "erongi", "x",
+                  "Gur", "EHT", "é", "ok", "3", "_"]  # fmt: skip
+    for _ in range(20_000):
+        text = " ".join(rng.choice(vocabulary) for _ in range(rng.randint(0, 24)))
+        assert (
+            module._rot13_payloads(text, DecodeLimits()),
+            module._reversed_payloads(text, DecodeLimits()),
+        ) == (plain(text)), text

@@ -226,6 +226,12 @@ _COMMON = frozenset(
 )
 
 
+# The common words, rot13-encoded and written backwards: in ASCII text, the words that rot13 or
+# reversal would turn into common ones.
+_COMMON_ROT13 = frozenset(codecs.encode(word, "rot13") for word in _COMMON)
+_COMMON_REVERSED = frozenset(word[::-1] for word in _COMMON)
+
+
 def _readable(text: str, limits: DecodeLimits) -> bool:
     if len(text) < limits.min_decoded_chars:
         return False
@@ -340,8 +346,13 @@ def _rot13_payloads(text: str, limits: DecodeLimits) -> list[str]:
         text = text[: limits.max_payload_chars]
     if _mostly_plain(text):
         return []
+    before = _common_words(text)
+    if text.isascii():  # the text's words, rot13-decoded, are the decoded text's words
+        after = sum(map(_COMMON_ROT13.__contains__, _lower_words(text)))
+        if not (after >= 2 and after > before):
+            return []
     decoded = codecs.decode(text, "rot13")
-    before, after = _common_words(text), _common_words(decoded)
+    after = _common_words(decoded)
     return [decoded] if after >= 2 and after > before else []
 
 
@@ -407,9 +418,15 @@ def words(text: str) -> list[str]:
 
 
 @lru_cache(maxsize=16)
+def _lower_words(text: str) -> list[str]:
+    """`words(text.lower())`, for the layers that look at the same text (not to be changed)."""
+    return words(text.lower())
+
+
+@lru_cache(maxsize=16)
 def _word_counts(text: str) -> tuple[int, int]:
     """The number of words of `text`, and how many of them are common English words."""
-    found = words(text.lower())
+    found = _lower_words(text)
     return len(found), sum(map(_COMMON.__contains__, found))
 
 
@@ -493,8 +510,13 @@ def _reversed_payloads(text: str, limits: DecodeLimits) -> list[str]:
     text = text[: limits.max_payload_chars]
     if _mostly_plain(text):
         return []
+    before = _common_words(text)
+    if text.isascii():  # the text's words, each written backwards, are the reversed text's words
+        after = sum(map(_COMMON_REVERSED.__contains__, _lower_words(text)))
+        if not (after >= 3 and after > before):
+            return []
     backwards = text[::-1]
-    after, before = _common_words(backwards), _common_words(text)
+    after = _common_words(backwards)
     return [backwards] if after >= 3 and after > before else []
 
 
