@@ -237,9 +237,27 @@ _UNSAFE: dict[str, bool] = {}
 _ASCII_UNSAFE: list[re.Pattern[str] | None] = []
 
 
-@lru_cache(maxsize=256)
+# Plans by the identity of their pattern (holding the pattern, so that its id is not reused):
+# looking a compiled pattern up by value hashes and compares its whole compiled code, which cost
+# more than a short text's search.
+_PLANS: dict[int, tuple[re.Pattern[str], Plan]] = {}
+
+
 def plan_of(pattern: re.Pattern[str]) -> Plan:
     """The pattern's `Plan`, worked out once."""
+    known = _PLANS.get(id(pattern))
+    if known is not None and known[0] is pattern:
+        return known[1]
+    plan = _planned(pattern)
+    if len(_PLANS) >= 1024:
+        _PLANS.clear()
+    _PLANS[id(pattern)] = (pattern, plan)
+    return plan
+
+
+@lru_cache(maxsize=256)
+def _planned(pattern: re.Pattern[str]) -> Plan:
+    """`plan_of`, by the pattern's value (the same pattern compiled twice is planned once)."""
     plan = _plan(pattern)
     for prefix in plan.keyed:
         word = _WORD_RUN.match(prefix)
