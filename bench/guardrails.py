@@ -1,6 +1,6 @@
 """The cost of the built-in guardrails that use no model, per run, for a 2 KB input.
 
-    python -m bench.guardrails [--runs N] [--breakdown]
+    python -m bench.guardrails [--runs N] [--breakdown] [--only prose|PII-dense]
 
 A "run" here is what the guardrails check in one run: its input (2 KB), its output (a 1 KB
 answer) and two tool calls, through an agent's full set of model-free guardrails: `max_input`,
@@ -13,7 +13,14 @@ Every run gets texts of its own (the 2 KB input and the answer start at a differ
 base text, so each is as dense as the others), as real runs do: a cache keyed by the text cannot
 make a repeated run look cheaper than a new one. Wall-clock time moves with the machine's load (2
 shared CPUs here): the CPU time of the measuring thread (`time.thread_time`) is printed too, which
-time spent waiting for a CPU does not inflate. State the load with every figure.
+time spent waiting for a CPU does not inflate (though a busy neighbour on a shared core still
+slows it). State the load with every figure.
+
+Instructions per run do not depend on the load: count them with valgrind for two numbers of runs
+and divide the difference by the difference of runs (the start-up cancels out), e.g.
+
+    valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null \
+        python -m bench.guardrails --only PII-dense --runs 50      # then --runs 250
 """
 
 from __future__ import annotations
@@ -125,10 +132,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=500)
     parser.add_argument("--breakdown", action="store_true", help="also each guardrail's share")
+    parser.add_argument("--only", choices=["prose", "PII-dense"], help="measure one input only")
     args = parser.parse_args(argv)
+    inputs = [
+        (label, base)
+        for label, base in (("prose", PROSE), ("PII-dense", DENSE))
+        if args.only in (None, label)
+    ]
     print(machine_line())
     print(f"{len(SPECS)} guardrails; per run: a 2 KB input, a 1 KB output, two tool calls")
-    for label, base in (("prose", PROSE), ("PII-dense", DENSE)):
+    for label, base in inputs:
         wall, cpu = asyncio.run(measure(base, args.runs))
         p50, p99 = percentile(wall, 50), percentile(wall, 99)
         verdict = "meets" if p50 <= 2.0 else "misses"
