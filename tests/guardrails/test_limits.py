@@ -203,6 +203,43 @@ def test_rate_limit_on_redis_is_shared_by_runners(tmp_path: Path, fake: FakeLLMT
     assert "2 calls of ping per 1h for this tenant reached" in refused(second)[0]
 
 
+def test_closing_the_runner_closes_its_guardrails_redis_connections(
+    tmp_path: Path, fake: FakeLLMThread
+) -> None:
+    import redis
+
+    name = f"keel-guard-{uuid.uuid4().hex[:12]}"
+    root = make_project(
+        tmp_path / "p",
+        fake,
+        "guardrails:\n  - {type: rate_limit, tool: ping, calls: 5, window: 1h}\n",
+        keel_yaml="gateway:\n  rate_limits: {redis_url_env: KEEL_GUARD_REDIS}\n",
+    )
+    os.environ["KEEL_GUARD_REDIS"] = f"{REDIS_URL}?client_name={name}"
+    probe = redis.Redis.from_url(REDIS_URL)
+
+    def connections() -> int:
+        return sum(1 for c in probe.client_list() if c.get("name") == name)
+
+    try:
+
+        async def go() -> tuple[int, int, list[RunResult]]:
+            runner = Runner(load_project(root))
+            await runner.start()
+            results, _ = await runs(runner, ("payer", "ping 1", {}))
+            open_before = connections()
+            await runner.aclose()
+            return open_before, connections(), results
+
+        before, after, [result] = asyncio.run(go())
+    finally:
+        del os.environ["KEEL_GUARD_REDIS"]
+        probe.close()
+    assert [c.status for c in result.tool_calls] == ["ok"]
+    assert before >= 1  # the limiter talked to Redis
+    assert after == 0  # and Runner.aclose closed its connections (before: left open)
+
+
 # -- spend_cap ------------------------------------------------------------------------------------
 
 

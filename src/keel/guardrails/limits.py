@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from keel.guardrails.spend_store import MemorySpendStore, SpendStore
 
 REDIS_PREFIX = "keel:guard:"
+CLOSE_WITH_RUNNER = "close_with_runner"  # env.shared: what keel.guardrails.setup.aclose closes
 NO_USER = "-"  # the user of runs without one, in per-user counts
 _NOT_RUN = ("blocked by a guardrail", "circuit open")
 
@@ -95,7 +96,9 @@ def _limiter(env: Env, limit: Any) -> RateLimiter:
         )
     from keel.gateway.ratelimit_redis import RedisRateLimiter
 
-    return RedisRateLimiter(url, [limit], on_redis_error=config.on_redis_error, prefix=REDIS_PREFIX)
+    limiter = RedisRateLimiter(url, [limit], on_redis_error=config.on_redis_error, prefix=REDIS_PREFIX)
+    env.shared.setdefault(CLOSE_WITH_RUNNER, []).append(limiter)  # its connections (Runner.aclose)
+    return limiter
 
 
 def spend_cap_check(spec: SpendCapSpec, name: str, env: Env) -> Checker:
@@ -184,5 +187,6 @@ def _store(env: Env) -> SpendStore | MemorySpendStore:
     if store is None:
         store = SpendStore(env.database_url) if env.database_url else MemorySpendStore()
         env.shared[key] = store
+        env.shared.setdefault(CLOSE_WITH_RUNNER, []).append(store)
     assert isinstance(store, SpendStore | MemorySpendStore)
     return store

@@ -9,6 +9,8 @@ tenant's rate limit or spend cap counts the tenant's calls of every agent togeth
 
 from __future__ import annotations
 
+import inspect
+import logging
 import os
 import weakref
 from collections.abc import Sequence
@@ -16,6 +18,8 @@ from typing import Any
 
 from keel.guardrails.builtin import Env, build
 from keel.guardrails.policy import Guardrail, Guardrails
+
+log = logging.getLogger(__name__)
 
 # Per runner: objects its guardrails share (the spend store, tenants' built guardrails).
 _SHARED: weakref.WeakKeyDictionary[Any, dict[Any, Any]] = weakref.WeakKeyDictionary()
@@ -61,6 +65,24 @@ def agent_guardrails(runner: Any, project: Any, agent: str, raw: Sequence[Any]) 
         return None
     env = _env(runner, project, f"agent:{agent}")
     return Guardrails([build(item, env=env) for item in raw], tenants=tenants)
+
+
+async def aclose(runner: Any) -> None:
+    """Close what `runner`'s guardrails hold open (Redis connections of rate limits, the spend
+    store's database engine); called by `Runner.aclose`. A failure to close is logged, not raised."""
+    from keel.guardrails.limits import CLOSE_WITH_RUNNER
+
+    shared = _SHARED.pop(runner, None) or {}
+    for resource in shared.get(CLOSE_WITH_RUNNER, []):
+        close = getattr(resource, "aclose", None) or getattr(resource, "close", None)
+        if close is None:
+            continue
+        try:
+            done = close()
+            if inspect.isawaitable(done):
+                await done
+        except Exception:
+            log.exception("could not close %s", type(resource).__name__)
 
 
 def capabilities(guardrails: Guardrails | None) -> list[Any]:

@@ -46,6 +46,7 @@ from keel.errors import BadInput, ConfigError, ErrorCategory, UsageError
 from keel.guardrails.builtin import as_text
 from keel.guardrails.injection import mark_untrusted
 from keel.guardrails.policy import Check, Guardrails, Point
+from keel.guardrails.setup import aclose as close_guardrails
 from keel.guardrails.setup import agent_guardrails
 from keel.guardrails.setup import capabilities as guardrail_capabilities
 from keel.pricing import Pricer
@@ -190,6 +191,7 @@ class Runner:
             await self.budget_guard.aclose()
         if self.prompts.registry is not None:
             await self.prompts.registry.close()
+        await close_guardrails(self)
         if self._own_factory is not None:
             await self._own_factory.aclose()
 
