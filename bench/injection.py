@@ -209,6 +209,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also the external public set (PyRIT, deepeval; downloads once)",
     )
+    parser.add_argument(
+        "--system-docs",
+        action="store_true",
+        help="also false positives on paragraphs of /usr/share/doc (benign, never trained on)",
+    )
     args = parser.parse_args(argv)
 
     items = load()

@@ -5,8 +5,8 @@ from pattern matching: Unicode NFKC (fullwidth and mathematical letters become A
 zero-width and bidirectional control characters, folding of Cyrillic and Greek look-alikes in
 Latin-script words, and collapsed whitespace.
 
-`decoded_variants` finds payloads encoded inside text (base64, hex, URL-encoding, rot13, and
-letter-spaced or string-concatenated words, leetspeak, text written backwards) and returns their decoded text, so the detectors can
+`decoded_variants` finds payloads encoded inside text (base64, hex, URL-encoding, HTML character
+references, rot13, and letter-spaced or string-concatenated words, leetspeak, text written backwards) and returns their decoded text, so the detectors can
 scan it too. Decoding is bounded: only so much input is searched, only so many candidates of at
 most so many characters are decoded, nesting goes at most two layers deep, and a decoded payload
 is kept only when it is mostly printable text.
@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import html
 import re
 import string
 import unicodedata
@@ -341,6 +342,21 @@ def _url_payloads(text: str, limits: DecodeLimits) -> list[str]:
     return found
 
 
+_CHAR_REF = re.compile(r"&#(?:[0-9]{1,7}|[xX][0-9A-Fa-f]{1,6});?")
+_MIN_CHAR_REFS = 3  # fewer numeric references is ordinary HTML (a quote, an apostrophe)
+
+
+def _html_payloads(text: str, limits: DecodeLimits) -> list[str]:
+    """Text with numeric HTML character references (`&#105;gnore`, `&#x69;`) read as characters,
+    when there are at least `_MIN_CHAR_REFS` of them; named references are read along with them."""
+    if text.count("&#") < _MIN_CHAR_REFS:
+        return []
+    text = text[: limits.max_payload_chars]
+    if len(_CHAR_REF.findall(text)) < _MIN_CHAR_REFS:
+        return []
+    return [html.unescape(text)]
+
+
 def _rot13_payloads(text: str, limits: DecodeLimits) -> list[str]:
     if len(text) > limits.max_payload_chars:
         text = text[: limits.max_payload_chars]
@@ -524,6 +540,7 @@ _LAYERS = (
     ("base64", _base64_payloads),
     ("hex", _hex_payloads),
     ("url", _url_payloads),
+    ("html", _html_payloads),
     ("rot13", _rot13_payloads),
     ("joined", _joined_payloads),
     ("leet", _leet_payloads),
