@@ -185,6 +185,40 @@ RULES: tuple[Rule, ...] = (
         0.85,
         r"(?:指示|命令|ルール|プロンプト|指令)[^。！？\n]{0,12}?(?:無視|忘れ)",
     ),
+    _rule(
+        "override_pl",
+        "override",
+        0.85,
+        r"(?<!nie )\b(?:zignoruj\w*|ignoruj\w*|zapomnij|pomiń|nie stosuj się do|przestań stosować)\b"
+        r"[^.!?\n]{0,50}?\b(?:instrukcj\w*|polece\w*|zasad\w*|regu\w*|wytyczn\w*)",
+    ),
+    _rule(
+        "override_sv",
+        "override",
+        0.85,
+        r"\b(?:ignorera|glöm|bortse från|strunta i|sluta följa)\b(?!\s+(?:inte|aldrig))[^.!?\n]{0,50}?"
+        r"\b(?:instruktion\w*|regl\w*|direktiv\w*|anvisning\w*|riktlinj\w*)",
+    ),
+    _rule(
+        "override_tr",
+        "override",
+        0.85,
+        r"\b(?:talimat\w*|kural\w*|komut\w*|yönerge\w*)[^.!?\n]{0,40}?"
+        r"\b(?:yok say(?!ma)\w*|görmezden gel(?!me)\w*|unut(?!ma)\w*|dikkate alma\w*)",
+    ),
+    _rule(
+        "override_ko",
+        "override",
+        0.85,
+        r"(?:지시|명령|규칙|지침|프롬프트|설정)[^.!?。\n]{0,12}?(?:무시(?!하지\s*마)|잊어)",
+    ),
+    _rule(
+        "override_ar",
+        "override",
+        0.85,
+        r"\b(?:تجاهل|انس|إنس|لا تتبع|لا تلتزم ب)\b[^.!?؟\n]{0,50}?"
+        r"(?:التعليمات|تعليمات|الأوامر|أوامر|القواعد|قواعد|الإرشادات|إرشادات)",
+    ),
     # --- role and system impersonation ---------------------------------------------------------
     _rule(
         "chat_special_token",
