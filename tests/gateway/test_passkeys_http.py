@@ -234,7 +234,10 @@ def test_enrol_register_sign_in_me_and_sign_out(site: Site) -> None:
         assert client.get("/auth/me").status_code == 401
     # The old cookie, replayed by someone who kept it, is dead too.
     with site.client() as thief:
-        assert thief.get("/auth/me", cookies={SESSION_COOKIE: cookie}).status_code == 401
+        thief.cookies.set(SESSION_COOKIE, cookie)
+        replayed = thief.get("/auth/me")
+        assert f"{SESSION_COOKIE}={cookie}" in replayed.request.headers.get("cookie", "")  # it was sent
+        assert replayed.status_code == 401
 
     # A second sign-in works (the counter moved on), and the audit log has both.
     with site.client() as client:
