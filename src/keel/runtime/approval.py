@@ -163,20 +163,16 @@ def paused_state(
     tool_calls: list[ToolCall],
     started_at: datetime,
     pauses: int,
-    usage: RunUsage | None = None,
+    usage: RunUsage,
 ) -> PausedState:
-    state = PausedState(
+    return PausedState(
         messages=to_jsonable_python(messages, bytes_mode="base64"),
         model_calls=[_call_json(c) for c in model_calls],
         tool_calls=[_call_json(c) for c in tool_calls],
         started_at=started_at.isoformat(),
         pauses=pauses,
+        usage=to_jsonable_python(asdict(usage)),
     )
-    if usage is not None:
-        state.usage = to_jsonable_python(asdict(usage))
-    else:
-        state.usage = state._usage_from_record()
-    return state
 
 
 def _call_json(call: ModelCall | ToolCall) -> dict[str, Any]:
