@@ -338,8 +338,8 @@ class DurableRuns:
         return Submitted(run_id, created=True)
 
     def _drop_waiters(self, run_id: str) -> list[asyncio.Future[dict[str, Any] | None]]:
-        """The waiters of a run, no longer registered because it ended (a held one stays for its
-        `wait` to take)."""
+        """The waiters of a run, unregistered (it ended, or was never queued). A held waiter also
+        stays in `_held`, so a `wait` that comes later still takes it, resolved."""
         return self._waiters.pop(run_id, [])
 
     def _wake(self, queue: str) -> None:
