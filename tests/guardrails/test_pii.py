@@ -578,6 +578,29 @@ def test_redacting_twice_changes_nothing(style: str) -> None:
     assert redact(once, style=style) == (once, [])  # type: ignore[arg-type]
 
 
+def test_a_hash_made_only_of_decimal_digits_is_not_found_again() -> None:
+    """About one hash in a hundred has ten decimal digits; a second pass (trace redaction of a
+    text a guardrail already redacted) found it as a phone number and wrapped it again."""
+    once, found = redact("call +49 30 1000045", style="hash")
+    assert [f.type for f in found] == ["phone"]
+    assert once == "call [PHONE:4849732660]"
+    assert detect(once) == []
+    assert redact(once, style="hash") == (once, [])
+    # the same digits outside a tag are still a phone number
+    assert [f.type for f in detect("call 4849732660")] == ["phone"]
+
+
+def test_redacting_twice_with_hashes_changes_nothing() -> None:
+    texts = [
+        f"call +49 30 {n}, mail user{n}@example.com, card 4111 1111 1111 1111"
+        for n in range(1_000_000, 1_000_300)
+    ]
+    for text in texts:
+        once, found = redact(text, style="hash", hash_key=b"k")
+        assert len(found) == 3
+        assert redact(once, style="hash", hash_key=b"k") == (once, []), once
+
+
 def test_the_iban_pattern_tried_only_where_its_shape_begins_finds_what_finditer_finds() -> None:
     """IBANs: the pattern runs only where a match can begin (two upper-case letters and two
     digits); random texts get the matches of a scan at every position."""

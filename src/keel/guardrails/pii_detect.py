@@ -31,6 +31,9 @@ _DIGITS = "0123456789"
 _DIGIT = re.compile(r"[0-9]")
 # The digits a value of each type has at least (an IPv6 address may have one: `::1`).
 _MIN_DIGITS: dict[PiiType, int] = {"card": 14, "phone": 8, "national_id": 6, "iban": 6, "ip": 1}
+# A value `redact(style="hash")` left (`[PHONE:0613130791]`): its ten hex digits are sometimes all
+# decimal, and would be found again as a phone number or an id by a second pass.
+_HASH_TAG = re.compile(r"\[(?:" + "|".join(t.upper() for t in sorted(ALL_TYPES)) + r"):[0-9a-f]{10}\]")
 _MARGIN = 64  # characters kept around the digits: a context word ("SSN", "IBAN"), a `+`, letters
 
 
@@ -42,6 +45,14 @@ def _wanted(types: Collection[PiiType] | None, entities: bool) -> frozenset[PiiT
     if unknown:
         raise ValueError(f"unknown PII types: {', '.join(sorted(unknown))}")
     return wanted | ENTITY_TYPES if entities else wanted
+
+
+def _outside_hash_tags(work: str, hits: list[Hit]) -> list[Hit]:
+    """`hits` without those inside a tag that hash redaction left."""
+    tags = [m.span() for m in _HASH_TAG.finditer(work)]
+    if not tags:
+        return hits
+    return [h for h in hits if not any(low <= h[0] and h[1] <= high for low, high in tags)]
 
 
 def _resolve(hits: list[Hit]) -> list[Hit]:
@@ -108,6 +119,8 @@ def detect(
                 found: list[Hit] = []
                 detector(work[low:high], found)
                 hits.extend((h[0] + low, h[1] + low, *h[2:]) for h in found)
+    if hits and ":" in work:
+        hits = _outside_hash_tags(work, hits)
     findings: list[Finding] = []
     for start, end, kind, subtype, validator, confidence in _resolve(hits):
         if confidence < min_confidence:
