@@ -28,7 +28,7 @@ def unmark(text: str) -> str:
     found = _BLOCK.match(text)
     if found is None:
         return text
-    return found.group("body").replace("<\\<<", "<<<")
+    return _UNESCAPE.sub("<", found.group("body"))
 
 
 def is_marked(text: str) -> bool:
@@ -37,7 +37,11 @@ def is_marked(text: str) -> bool:
 
 _MARKER_OPEN = "<<<UNTRUSTED_DATA"
 _MARKER_CLOSE = "<<<END_UNTRUSTED_DATA"
-_MARKER_LOOKALIKE = re.compile(r"<\s*<\s*<", re.IGNORECASE)
+# Escaping is reversible: a backslash goes after every `<` that starts a run of three (spaces
+# between allowed), and after every `<` already followed by a backslash; `unmark` drops exactly one
+# backslash after each `<`. Every `<` of a longer run is escaped, so `<<<<` cannot leave a `<<<`.
+_ESCAPE = re.compile(r"<(?=\s*<\s*<|\\)")
+_UNESCAPE = re.compile(r"<\\")
 _SOURCE_SAFE = re.compile(r"[^A-Za-z0-9 ._:/@#=+-]")
 
 
@@ -51,11 +55,11 @@ def mark_untrusted(text: str, source: str, *, boundary: str | None = None) -> st
 
     The block opens and closes with a marker carrying a random boundary token (128 bits), and
     starts with a note that its content is data, not instructions. Content cannot close the block
-    early: any marker-like sequence in it (``<<<``) is escaped to ``<\\<<``, and a boundary that
-    occurs in the content is refused (a random one is drawn again). `source` is reduced to a short
-    label of safe characters.
+    early: any marker-like sequence in it (``<<<``) is escaped to ``<\\<<`` (reversibly, see
+    `_ESCAPE`), and a boundary that occurs in the content is refused (a random one is drawn
+    again). `source` is reduced to a short label of safe characters.
     """
-    escaped = _MARKER_LOOKALIKE.sub(r"<\\<<", text)
+    escaped = _ESCAPE.sub(r"<\\", text)
     if boundary is not None and (not re.fullmatch(r"[A-Za-z0-9_-]{8,64}", boundary) or boundary in escaped):
         raise ValueError(
             "boundary must be 8-64 characters of [A-Za-z0-9_-] and must not occur in the content"
