@@ -12,9 +12,15 @@ run = (peak - baseline) / runs, errors, runs completed, total time, and the serv
   every --poll-interval s) until every run is terminal. The server holds runs, not connections.
 - keel, hold: the same server, but 1,000 concurrent requests with a long `wait` (200 when done).
 - bare: bench/bare_server.py under uvicorn, 1,000 concurrent `POST /run` requests held open.
+- floor: bench/dbos_floor_server.py (the bare endpoint on DBOS alone: each request queues a DBOS
+  workflow, worker concurrency 1,000, each model request and tool call a step; no Keel code) on
+  the same backend as keel, 1,000 concurrent `POST /run` requests held open.
+
+--repeat N measures the list of targets N times in turn (fresh servers each time) and reports
+each target's median and range of KB per in-flight run.
 
     python -m bench.server_inflight [--runs 1000] [--latency-ms 5000] [--backend sqlite|postgres]
-                                    [--targets keel-poll,keel-hold,bare]
+                                    [--targets keel-poll,keel-hold,bare,floor] [--repeat 1]
 
 Target (issue #4): memory growth <= 200 KB per in-flight run, 0 errors, all runs completed.
 """
@@ -24,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import statistics
 import sys
 import tempfile
@@ -59,6 +66,7 @@ from bench.servers import (
     round_robin,
     sigterm_as_interrupt,
     start_bare,
+    start_floor,
     start_keel,
     write_keel_project,
 )
@@ -86,6 +94,7 @@ class Result:
     provider_requests: int = 0
     processes: int = 1
     load_started: float = 0.0  # epoch seconds
+    load: float = 0.0  # the machine's 1-minute load average at the end of the load
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -273,6 +282,7 @@ async def measure(
     with RssSampler(server.pid, args.sample_interval) as sampler:
         await load(result)
     result.server_cpu_s = server.cpu_seconds() - cpu0
+    result.load = os.getloadavg()[0]
     result.peak_kb = sampler.peak_kb
     result.hwm_kb = server.hwm_kb()
     await asyncio.sleep(1.0)
@@ -287,7 +297,7 @@ async def measure(
 HEADER = (
     f"  {'target':<10} {'runs':>5} {'errors':>6} {'done':>5} {'inflight':>8} {'running':>7} {'total s':>8} "
     f"{'submit s':>8} {'last end':>8} {'base MB':>8} {'peak MB':>8} {'after MB':>8} {'KB/run':>7} {'cpu s':>6} "
-    f"{'req':>5}"
+    f"{'req':>5} {'load':>5}"
 )
 
 
@@ -298,13 +308,13 @@ def _row(r: Result) -> str:
     return (
         f"{r.target:<10} {r.runs:5d} {r.errors:6d} {r.completed:5d} {r.max_in_flight:8d} {running:>7} "
         f"{r.total_s:8.2f} {submit:>8} {last_end:>8} {r.baseline_kb / 1024:8.1f} {r.peak_kb / 1024:8.1f} "
-        f"{r.after_kb / 1024:8.1f} {r.growth_kb_per_run:7.1f} {r.server_cpu_s:6.2f} {r.provider_requests:5d}"
+        f"{r.after_kb / 1024:8.1f} {r.growth_kb_per_run:7.1f} {r.server_cpu_s:6.2f} {r.provider_requests:5d} {r.load:5.2f}"
     )
 
 
 async def main_async(args: argparse.Namespace) -> int:
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    unknown = set(targets) - {"keel-poll", "keel-hold", "bare"}
+    unknown = set(targets) - {"keel-poll", "keel-hold", "bare", "floor"}
     if unknown:
         print(f"unknown target(s): {', '.join(sorted(unknown))}")
         return 2
@@ -319,10 +329,30 @@ async def main_async(args: argparse.Namespace) -> int:
         fake = stack.enter_context(start_fake_llm_process(script={"rules": RULES}))
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="keel-inflight-")))
         project = write_keel_project(tmp / "project", fake.base_url, worker_concurrency=args.runs)
-        for n, target in enumerate(targets):
+        for n, target in enumerate(targets * args.repeat):
             server: ServerProcess | None = None
             try:
-                if target == "bare":
+                if target == "floor":
+                    url = f"sqlite:///{tmp / f'floor-{n}.sqlite'}"
+                    if args.backend == "postgres":
+                        scratch = stack.enter_context(scratch_postgres(args.postgres))
+                        if scratch is None:
+                            notes.append(f"{target}: skipped, postgres not reachable")
+                            continue
+                        url = scratch
+                    server = start_floor(
+                        fake.base_url,
+                        url,
+                        worker_concurrency=args.runs,
+                        name=target,
+                        ready_timeout=args.ready_timeout,
+                    )
+                    warm = round_robin(bare_run, [server.url])
+
+                    async def load(result: Result, server: ServerProcess = server) -> None:
+                        await load_held(server, bare_run, result, request_timeout=hold_wait + 30)
+
+                elif target == "bare":
                     server = start_bare(fake.base_url, ready_timeout=args.ready_timeout)
                     warm = round_robin(bare_run, [server.url])
 
@@ -372,7 +402,7 @@ async def main_async(args: argparse.Namespace) -> int:
         "end; submit s = creating all runs (keel-poll); last end = the last run's end, s after the load began;\n"
         "base = RSS after warm-up; peak = max RSS sampled every 100 ms under load; after = RSS 1 s after;\n"
         "KB/run = (peak - base) / runs; cpu s = the server's CPU during the load; req = provider requests seen\n"
-        "(expected 2 per run)"
+        "(expected 2 per run); load = the machine's 1-minute load average when the load ended"
     )
     print(HEADER)
     failures = 0
@@ -395,10 +425,20 @@ async def main_async(args: argparse.Namespace) -> int:
             print(f"      note: the provider saw {r.provider_requests} requests, expected {2 * r.runs}")
         for note in r.notes[:5]:
             print(f"      note: {note}")
+    if args.repeat > 1:
+        print()
+        print(f"KB per in-flight run over {args.repeat} alternated runs: median (min-max) [each run]")
+        for target in targets:
+            growth = [r.growth_kb_per_run for r in results if r.target == target]
+            if growth:
+                print(
+                    f"  {target:<10} {statistics.median(growth):6.1f} ({min(growth):.1f}-{max(growth):.1f}) "
+                    f"[{', '.join(f'{g:.1f}' for g in growth)}]"
+                )
     for note in notes:
         print(note)
     print(machine_line())
-    return 1 if failures or len(results) < len(targets) else 0
+    return 1 if failures or len(results) < len(targets) * args.repeat else 0
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -412,7 +452,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--targets", default="keel-poll,keel-hold,bare", help="which servers to load, in order"
     )
-    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite", help="keel storage")
+    parser.add_argument("--repeat", type=int, default=1, help="measure the targets this many times in turn")
+    parser.add_argument(
+        "--backend", choices=["sqlite", "postgres"], default="sqlite", help="keel's and the floor's storage"
+    )
     parser.add_argument("--postgres", default=POSTGRES_ADMIN, help="admin URL for a scratch database")
     parser.add_argument("--warmup", type=int, default=50, help="warm-up runs at 0 ms latency")
     parser.add_argument("--poll-interval", type=float, default=1.0, help="keel-poll: seconds between rounds")

@@ -7,19 +7,28 @@ its own subprocess. Each server is a subprocess in its own process group, so its
 
 - bare: bench/bare_server.py under uvicorn, one worker, `POST /run` -> the agent's output. No
   queue, no persistence, no tracing.
+- floor: bench/dbos_floor_server.py, the same endpoint run the way issue #4 mandates with no Keel
+  code: each request queues a DBOS workflow and waits for it, the agent runs with pydantic-ai's
+  `DBOSDurability` and each model request and tool call is a DBOS step (SQLite WAL or Postgres,
+  queue wake-ups, Keel's JSON serializer). What DBOS + pydantic-ai cost before any Keel code.
 - keel: `keel serve` on a throwaway project (tracing on, the default), storage on SQLite or on a
   scratch Postgres database; `POST /v1/agents/weather/runs` with `wait: 30` (200 with the run when
   done, else 202 and the client polls `GET /v1/runs/{id}` until the run is terminal).
 
 Clients are closed loops in this process (httpx.AsyncClient with a keep-alive pool, one connection
 per client): each starts its next run as soon as its last one ends. Per cell (server x backend x
-concurrency) the bare and keel cells are measured back to back, alternating which goes first. Also
-on Postgres: keel with 2 worker processes against 1, at the highest concurrency.
+concurrency) the bare, floor and keel cells are measured back to back, rotating which goes first;
+the whole sweep is repeated --rounds times, and the summary gives each cell's median over the
+rounds and each ratio's median and range over the rounds (a ratio is taken within one round, from
+cells measured minutes apart). Also on Postgres: keel with 2 worker processes against 1, at the
+highest concurrency (--no-scaling skips it).
 
-    python -m bench.server_throughput [--runs 400] [--concurrency 1,10,50] [--backends sqlite,postgres]
+    python -m bench.server_throughput [--runs 400] [--rounds 2] [--concurrency 1,10,50]
+                                      [--backends sqlite,postgres] [--servers bare,floor,keel]
     python -m bench.server_throughput --quick
 
 Targets (issue #4): keel runs/s >= 0.75x bare; keel p50 latency at concurrency 1 <= 1.5x bare.
+The same targets are checked for the floor: if the floor misses them, no Keel code can meet them.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import statistics
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -42,6 +52,7 @@ from bench.servers import (
     ServerProcess,
     bare_run,
     closed_loop,
+    floor_database_url,
     keel_run,
     keel_serve_help,
     log_findings,
@@ -52,6 +63,7 @@ from bench.servers import (
     round_robin,
     sigterm_as_interrupt,
     start_bare,
+    start_floor,
     start_keel,
     write_keel_project,
 )
@@ -65,11 +77,17 @@ class Bench:
     def __init__(self, args: argparse.Namespace, fake: FakeLLMProcess) -> None:
         self.args = args
         self.fake = fake
-        self.cells: list[tuple[str, str, Cell]] = []  # (backend, server label, cell)
+        self.cells: list[tuple[str, str, int, Cell]] = []  # (backend, server label, round, cell)
         self.notes: list[str] = []
 
     async def measure(
-        self, backend: str, label: str, run_once: RunOnce, concurrency: int, servers: Sequence[ServerProcess]
+        self,
+        backend: str,
+        label: str,
+        run_once: RunOnce,
+        concurrency: int,
+        servers: Sequence[ServerProcess],
+        round_: int = 0,
     ) -> Cell:
         """A fresh connection pool, a short unmeasured warm-up on it, then the measured cell."""
         async with make_client(concurrency) as client:
@@ -82,8 +100,8 @@ class Bench:
             if backend == "postgres" and pg_cpu is not None and pg_after is not None:
                 cell.postgres_cpu = pg_after - pg_cpu
             cell.provider_requests = self.fake.stats().requests
-        self.cells.append((backend, label, cell))
-        print(f"  {backend:<8} {label:<12} c={concurrency:<3} {_row(cell)}", flush=True)
+        self.cells.append((backend, label, round_, cell))
+        print(f"  {backend:<8} {label:<12} {concurrency:<5} {round_ + 1:<5} {_row(cell)}", flush=True)
         return cell
 
     async def warm_up(self, run_once: RunOnce, servers: Sequence[ServerProcess]) -> None:
@@ -105,51 +123,82 @@ def _row(cell: Cell) -> str:
     return (
         f"{cell.runs_per_s:8.1f} {cell.p50_ms:8.2f} {cell.p99_ms:8.2f} {cell.server_cpu_ms_per_run:9.2f} "
         f"{cell.client_cpu_ms_per_run:9.2f} {cell.provider_cpu_ms_per_run:9.2f} {pg:>9} {cell.errors:6d} {requests:>7}"
+        f" {cell.load:5.2f}"
     )
 
 
 HEADER = (
-    f"  {'backend':<8} {'server':<12} {'conc':<5} {'runs/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
-    f"{'srv cpu':>9} {'cli cpu':>9} {'llm cpu':>9} {'pg cpu':>9} {'errors':>6} {'req/run':>7}"
+    f"  {'backend':<8} {'server':<12} {'conc':<5} {'round':<5} {'runs/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+    f"{'srv cpu':>9} {'cli cpu':>9} {'llm cpu':>9} {'pg cpu':>9} {'errors':>6} {'req/run':>7} {'load':>5}"
 )
-UNITS = f"  {'':<8} {'':<12} {'':<5} {'':>8} {'':>8} {'':>8} {'ms/run':>9} {'ms/run':>9} {'ms/run':>9} {'ms/run':>9}"
+UNITS = (
+    f"  {'':<8} {'':<12} {'':<5} {'':<5} {'':>8} {'':>8} {'':>8} {'ms/run':>9} {'ms/run':>9} {'ms/run':>9} "
+    f"{'ms/run':>9} {'':>6} {'':>7} {'1 min':>5}"
+)
+SIDES = ("bare", "floor", "keel")
 
 
 async def run_backend(
     bench: Bench,
     backend: str,
     database_url: str,
+    floor_url: str,
     project: Path,
     bare: ServerProcess,
     concurrencies: list[int],
 ) -> None:
+    """Every concurrency, --rounds times, with bare, floor and keel measured back to back (the
+    order rotating from cell to cell, so drift in the machine's load hits each side alike)."""
     args = bench.args
-    bare_once = round_robin(bare_run, [bare.url])
-    keel: ServerProcess | None = None
+    wanted = set(args.server_list)
+    started: dict[str, tuple[RunOnce, ServerProcess]] = {}
     try:
-        try:
-            keel = start_keel(project, database_url, name=f"keel-{backend}", ready_timeout=args.ready_timeout)
-            keel_once = round_robin(keel_run, [keel.url])
-            await bench.warm_up(keel_once, [keel])
-        except ServerError as exc:
-            tail = f"\nserver output tail:\n{keel.stderr_tail()}" if keel is not None else ""
-            bench.notes.append(f"{backend}: keel not measured: {str(exc).splitlines()[0]}")
-            print(f"{backend}: keel not measured (bare still is): {exc}{tail}", flush=True)
-            if keel is not None:
-                keel.stop()
-                bench.notes += log_findings(keel)
-                keel = None
-        await bench.warm_up(bare_once, [bare])
-        for i, concurrency in enumerate(concurrencies):
-            sides: list[tuple[str, RunOnce, ServerProcess]] = [("bare", bare_once, bare)]
-            if keel is not None:
-                sides.append(("keel", keel_once, keel))
-            for label, run_once, server in sides if i % 2 == 0 else sides[::-1]:
-                await bench.measure(backend, label, run_once, concurrency, [server])
+        for label in ("floor", "keel"):
+            if label not in wanted:
+                continue
+            server: ServerProcess | None = None
+            try:
+                if label == "keel":
+                    server = start_keel(
+                        project, database_url, name=f"keel-{backend}", ready_timeout=args.ready_timeout
+                    )
+                    run_once = round_robin(keel_run, [server.url])
+                else:
+                    server = start_floor(
+                        bench.fake.base_url,
+                        floor_url,
+                        worker_concurrency=max(50, *concurrencies),
+                        name=f"floor-{backend}",
+                        ready_timeout=args.ready_timeout,
+                    )
+                    run_once = round_robin(bare_run, [server.url])
+                await bench.warm_up(run_once, [server])
+                started[label] = (run_once, server)
+            except ServerError as exc:
+                tail = f"\nserver output tail:\n{server.stderr_tail()}" if server is not None else ""
+                bench.notes.append(f"{backend}: {label} not measured: {str(exc).splitlines()[0]}")
+                print(f"{backend}: {label} not measured (the others still are): {exc}{tail}", flush=True)
+                if server is not None:
+                    server.stop()
+                    bench.notes += log_findings(server)
+        if "bare" in wanted:
+            bare_once = round_robin(bare_run, [bare.url])
+            await bench.warm_up(bare_once, [bare])
+            started["bare"] = (bare_once, bare)
+        sides = [label for label in SIDES if label in started]
+        cell_number = 0
+        for round_ in range(args.rounds):
+            for concurrency in concurrencies:
+                shift = cell_number % max(1, len(sides))
+                cell_number += 1
+                for label in sides[shift:] + sides[:shift]:
+                    run_once, server = started[label]
+                    await bench.measure(backend, label, run_once, concurrency, [server], round_)
     finally:
-        if keel is not None:
-            keel.stop()
-            bench.notes += log_findings(keel)
+        for label, (_, server) in started.items():
+            if label != "bare":
+                server.stop()
+                bench.notes += log_findings(server)
 
 
 async def run_scaling(
@@ -212,52 +261,101 @@ def _verdict(ok: bool) -> str:
     return "ok" if ok else "MISSED"
 
 
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def _spread(values: list[float]) -> str:
+    """`median (min-max)` of per-round values, or the one value."""
+    if len(values) == 1:
+        return f"{values[0]:5.2f}x"
+    return f"{_median(values):5.2f}x ({min(values):.2f}-{max(values):.2f})"
+
+
 def report(
     bench: Bench, backends: list[str], concurrencies: list[int], scaling: list[tuple[str, Cell]]
 ) -> int:
+    args = bench.args
     print()
     print(
         "server throughput: one-tool agent (2 model requests + 1 tool call per run), fake provider at 0 ms "
         "in a subprocess, closed-loop httpx clients over loopback"
     )
     print(
-        f"{bench.args.runs} measured runs per cell; srv cpu = the server process group's CPU (from /proc) per run;"
+        f"{args.runs} measured runs per cell, {args.rounds} round(s); srv cpu = the server process group's CPU "
+        "(from /proc) per run;"
     )
     print(
         "cli cpu = this client process's CPU per run; llm cpu = the fake provider's; pg cpu = the whole "
         "local Postgres server's (all databases; postgres backend only);\nreq/run = provider requests per run "
-        "(expected 2.00)"
+        "(expected 2.00); load = the machine's 1-minute load average at the cell's end"
     )
+    print(
+        "bare = FastAPI + pydantic-ai; floor = the same on DBOS alone (queue + a step per model request and"
+    )
+    print("tool call, no Keel code); keel = `keel serve`")
     print(HEADER)
     print(UNITS)
-    for backend, label, cell in bench.cells:
-        if label not in ("bare", "keel"):
-            continue
-        print(f"  {backend:<8} {label:<12} {cell.concurrency:<5} {_row(cell)}")
+    for backend, label, round_, cell in bench.cells:
+        if label in SIDES:
+            print(f"  {backend:<8} {label:<12} {cell.concurrency:<5} {round_ + 1:<5} {_row(cell)}")
+
+    def cells_of(backend: str, label: str, concurrency: int) -> dict[int, Cell]:
+        return {
+            r: c
+            for b, lab, r, c in bench.cells
+            if b == backend and lab == label and c.concurrency == concurrency and c.ok
+        }
+
+    print()
+    print("medians over the rounds (runs/s, p50, p99, server CPU per run):")
+    print(f"  {'backend':<8} {'conc':<5} " + " ".join(f"{s:>36}" for s in SIDES))
+    for backend in backends:
+        for concurrency in concurrencies:
+            parts = []
+            for label in SIDES:
+                got = list(cells_of(backend, label, concurrency).values())
+                if not got:
+                    parts.append(f"{'-':>36}")
+                    continue
+                parts.append(
+                    f"{_median([c.runs_per_s for c in got]):7.1f}/s {_median([c.p50_ms for c in got]):7.1f} "
+                    f"{_median([c.p99_ms for c in got]):7.1f} ms {_median([c.server_cpu_ms_per_run for c in got]):6.1f} ms"
+                )
+            print(f"  {backend:<8} {concurrency:<5} " + " ".join(parts))
+
     failures = 0
     print()
     print(
-        f"keel/bare ratios (targets: runs/s >= {RUNS_PER_S_TARGET:.2f}x; p50 at concurrency 1 <= {P50_TARGET:.2f}x)"
+        f"ratios, each taken within one round, median (range) over the rounds; targets: runs/s >= "
+        f"{RUNS_PER_S_TARGET:.2f}x bare, p50 at concurrency 1 <= {P50_TARGET:.2f}x bare"
     )
-    for backend in backends:
-        pairs = {
-            (label, cell.concurrency): cell
-            for b, label, cell in bench.cells
-            if b == backend and label in ("bare", "keel")
-        }
-        for concurrency in concurrencies:
-            bare, keel = pairs.get(("bare", concurrency)), pairs.get(("keel", concurrency))
-            if bare is None or keel is None or not bare.runs_per_s:
-                continue
-            ratio = keel.runs_per_s / bare.runs_per_s
-            line = f"  {backend:<8} c={concurrency:<3} runs/s {ratio:5.2f}x {_verdict(ratio >= RUNS_PER_S_TARGET):<6}"
-            failures += ratio < RUNS_PER_S_TARGET
-            if concurrency == 1:
-                p50 = keel.p50_ms / bare.p50_ms
-                line += f"   p50 {p50:5.2f}x {_verdict(p50 <= P50_TARGET):<6} ({keel.p50_ms - bare.p50_ms:+.2f} ms)"
-                failures += p50 > P50_TARGET
-            line += f"   cpu/run {keel.server_cpu_ms_per_run / bare.server_cpu_ms_per_run:5.2f}x"
-            print(line)
+    for num, den in (("floor", "bare"), ("keel", "bare"), ("keel", "floor")):
+        checked = den == "bare"
+        for backend in backends:
+            for concurrency in concurrencies:
+                a, b = cells_of(backend, num, concurrency), cells_of(backend, den, concurrency)
+                rounds = sorted(set(a) & set(b))
+                if not rounds:
+                    continue
+                rps = [a[r].runs_per_s / b[r].runs_per_s for r in rounds]
+                cpu = [a[r].server_cpu_ms_per_run / b[r].server_cpu_ms_per_run for r in rounds]
+                line = f"  {num + '/' + den:<11} {backend:<8} c={concurrency:<3} runs/s {_spread(rps):<20}"
+                if checked:
+                    ok = _median(rps) >= RUNS_PER_S_TARGET
+                    line += f" {_verdict(ok):<6}"
+                    failures += num == "keel" and not ok
+                if concurrency == 1:
+                    p50 = [a[r].p50_ms / b[r].p50_ms for r in rounds]
+                    extra = _median([a[r].p50_ms - b[r].p50_ms for r in rounds])
+                    line += f"  p50 {_spread(p50):<20}"
+                    if checked:
+                        ok = _median(p50) <= P50_TARGET
+                        line += f" {_verdict(ok):<6}"
+                        failures += num == "keel" and not ok
+                    line += f" ({extra:+.1f} ms)"
+                line += f"  cpu/run {_spread(cpu)}"
+                print(line)
     if scaling:
         print()
         print(f"keel on postgres, worker processes, concurrency {scaling[0][1].concurrency}:")
@@ -267,14 +365,14 @@ def report(
             print(
                 f"  2 workers / 1 worker: runs/s {scaling[1][1].runs_per_s / scaling[0][1].runs_per_s:.2f}x"
             )
-    errors = [(b, label, c) for b, label, c in bench.cells if c.errors]
+    errors = [(b, label, c) for b, label, _, c in bench.cells if c.errors]
     for backend, label, cell in errors:
         print(f"errors in {backend} {label} c={cell.concurrency}: {cell.errors}, e.g.")
         for sample in cell.error_samples:
             print(f"    {sample[:300]}")
     odd_requests = [
         (b, label, c)
-        for b, label, c in bench.cells
+        for b, label, _, c in bench.cells
         if c.provider_requests is not None and c.provider_requests != 2 * (c.ok + c.errors)
     ]
     for backend, label, cell in odd_requests:
@@ -292,8 +390,9 @@ async def main_async(args: argparse.Namespace) -> int:
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     concurrencies = [int(c) for c in args.concurrency.split(",") if c.strip()]
     unknown = set(backends) - {"sqlite", "postgres"}
-    if unknown:
-        print(f"unknown backend(s): {', '.join(sorted(unknown))}")
+    unknown_servers = set(args.server_list) - set(SIDES)
+    if unknown or unknown_servers:
+        print(f"unknown backend(s) or server(s): {', '.join(sorted(unknown | unknown_servers))}")
         return 2
     raise_open_files_limit()
     print(machine_line())
@@ -312,14 +411,16 @@ async def main_async(args: argparse.Namespace) -> int:
         )
         for backend in backends:
             url = f"sqlite:///{tmp / 'keel.db'}"
+            floor_url = floor_database_url(url)
             if backend == "postgres":
                 scratch = stack.enter_context(scratch_postgres(args.postgres))
-                if scratch is None:
+                floor_scratch = stack.enter_context(scratch_postgres(args.postgres))
+                if scratch is None or floor_scratch is None:
                     continue
-                url = scratch
+                url, floor_url = scratch, floor_scratch
             measured_backends.append(backend)
-            await run_backend(bench, backend, url, project, bare, concurrencies)
-        if "postgres" in measured_backends and not args.no_scaling:
+            await run_backend(bench, backend, url, floor_url, project, bare, concurrencies)
+        if "postgres" in measured_backends and "keel" in args.server_list and not args.no_scaling:
             mode = args.scale_mode
             if mode == "auto":
                 help_text = keel_serve_help()
@@ -346,7 +447,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=50, help="warm-up runs per server before measuring")
     parser.add_argument("--backends", default="sqlite,postgres", help="keel storage backends to measure")
     parser.add_argument("--concurrency", default="1,10,50", help="closed-loop clients per cell")
-    parser.add_argument("--quick", action="store_true", help="100 runs per cell, 20 warm-up runs")
+    parser.add_argument("--rounds", type=int, default=2, help="times the whole sweep is repeated")
+    parser.add_argument("--servers", default="bare,floor,keel", help="which servers to measure")
+    parser.add_argument("--quick", action="store_true", help="100 runs per cell, 20 warm-up runs, 1 round")
     parser.add_argument("--postgres", default=POSTGRES_ADMIN, help="admin URL for scratch databases")
     parser.add_argument(
         "--scale-mode",
@@ -358,8 +461,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-scaling", action="store_true", help="skip the 1-vs-2 worker comparison")
     parser.add_argument("--ready-timeout", type=float, default=90.0, help="seconds to wait for /readyz")
     args = parser.parse_args(argv)
+    args.server_list = [name.strip() for name in args.servers.split(",") if name.strip()]
     if args.quick:
-        args.runs, args.warmup = min(args.runs, 100), min(args.warmup, 20)
+        args.runs, args.warmup, args.rounds = min(args.runs, 100), min(args.warmup, 20), 1
     return args
 
 

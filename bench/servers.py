@@ -1,7 +1,8 @@
 """Shared machinery of the server benchmarks (bench.server_throughput, bench.server_inflight).
 
 - Servers in subprocesses, each in its own process group: the bare FastAPI endpoint
-  (bench/bare_server.py under uvicorn) and `keel serve` on a throwaway project. Start-up waits for
+  (bench/bare_server.py under uvicorn), the same endpoint on DBOS alone (bench/dbos_floor_server.py)
+  and `keel serve` on a throwaway project. Start-up waits for
   `/readyz` (bounded; a server that does not come up is an error quoting its stderr), and
   `stop()` ends the whole group (SIGTERM, then SIGKILL).
 - What the OS says about a server: CPU seconds (utime + stime from /proc/<pid>/stat) and resident
@@ -210,6 +211,7 @@ class ServerProcess:
     port: int
     stderr: IO[bytes]
     stopped: bool = False
+    final_output: bytes | None = None  # the output kept at stop() (its temporary file is gone then)
 
     @property
     def pid(self) -> int:
@@ -231,12 +233,19 @@ class ServerProcess:
     def processes(self) -> int:
         return len(group_pids(self.pid))
 
-    def stderr_tail(self, lines: int = 30) -> str:
+    def _output(self) -> bytes | None:
+        if self.final_output is not None:
+            return self.final_output
         try:
             self.stderr.flush()
             with open(self.stderr.name, "rb") as f:
-                data = f.read()
+                return f.read()
         except (OSError, ValueError):
+            return None
+
+    def stderr_tail(self, lines: int = 30) -> str:
+        data = self._output()
+        if data is None:
             return "(stderr unavailable)"
         return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
 
@@ -290,6 +299,8 @@ class ServerProcess:
                 break
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(5)
+        output = self._output()
+        self.final_output = b"" if output is None else output[-4_000_000:]
         self.stderr.close()
 
 
@@ -336,6 +347,36 @@ def start_bare(fake_base_url: str, *, ready_timeout: float = 60.0) -> ServerProc
         cwd=REPO_ROOT,
         ready_timeout=ready_timeout,
     )
+
+
+def start_floor(
+    fake_base_url: str,
+    database_url: str,
+    *,
+    worker_concurrency: int = 50,
+    name: str = "floor",
+    ready_timeout: float = 60.0,
+) -> ServerProcess:
+    """bench/dbos_floor_server.py under uvicorn: the bare endpoint, each run a DBOS workflow on a
+    queue with its model requests and tool call as steps (no Keel code), on `database_url`."""
+    port = free_port()
+    argv = [sys.executable, "-m", "uvicorn", "bench.dbos_floor_server:app", "--host", "127.0.0.1"]
+    argv += ["--port", str(port), "--workers", "1", "--log-level", "warning", "--no-access-log"]
+    env = {
+        "BENCH_FAKE_BASE_URL": fake_base_url,
+        "FLOOR_DATABASE_URL": database_url,
+        "FLOOR_WORKER_CONCURRENCY": str(worker_concurrency),
+    }
+    return spawn(name, argv, port, env=env, cwd=REPO_ROOT, ready_timeout=ready_timeout)
+
+
+def floor_database_url(keel_url: str) -> str:
+    """The floor server's DBOS database for a Keel database URL: a file of its own next to it on
+    SQLite (`x.db` -> `x.floor.sqlite`), the same URL on Postgres (give it a database of its own)."""
+    if keel_url.startswith("sqlite:///"):
+        path = Path(keel_url.removeprefix("sqlite:///"))
+        return f"sqlite:///{path.with_name(path.stem + '.floor.sqlite')}"
+    return keel_url
 
 
 def log_findings(server: ServerProcess, limit: int = 8) -> list[str]:
@@ -501,6 +542,7 @@ class Cell:
     provider_cpu: float = 0.0  # seconds, the fake provider's process
     postgres_cpu: float | None = None  # seconds, the whole local Postgres server
     provider_requests: int | None = None
+    load: float = 0.0  # the machine's 1-minute load average at the cell's end
 
     @property
     def ok(self) -> int:
@@ -569,6 +611,7 @@ async def closed_loop(
     cell.wall = time.perf_counter() - wall0
     cell.client_cpu = time.process_time() - client0
     cell.server_cpu = sum(s.cpu_seconds() - c for s, c in zip(servers, cpu0, strict=True))
+    cell.load = os.getloadavg()[0]
     for server in servers:
         server.check_alive()
     return cell
