@@ -48,6 +48,20 @@ def checkpoints(database_url: str) -> Checkpoints:
     return {run: (models[run], run in tools) for run in set(models) | tools}
 
 
+def stored_events(database_url: str) -> collections.Counter[tuple[str, str]]:
+    """(run id, event type) -> how many of the run's step events Keel's `run_events` table holds."""
+    from keel.store.engine import sync_engine
+    from keel.store.tables import run_events
+
+    engine = sync_engine(database_url)
+    try:
+        with engine.connect() as c:
+            rows = c.execute(sa.select(run_events.c.workflow_id, run_events.c.event)).all()
+    finally:
+        engine.dispose()
+    return collections.Counter((workflow, str(event.get("type"))) for workflow, event in rows)
+
+
 def tool_executions(side: Path) -> collections.Counter[str]:
     """Executions of the `record` tool per run id (the tool appends `<run_id>:<call id>`)."""
     if not side.exists():
@@ -73,6 +87,9 @@ class CrashReport:
     # Runs under way at a kill (a model step checkpointed) whose result says they started after it:
     # their start, which their timeout budget counts from, was lost in the recovery.
     restarted_starts: list[str] = field(default_factory=list)
+    # Runs whose tool step completed but whose stored events lack its tool_started or tool_finished
+    # (a completed step is not executed again, so events it had not stored would be lost for good).
+    lost_events: list[str] = field(default_factory=list)
     server_tail: str = ""
 
     @property
@@ -157,6 +174,10 @@ def run_crash_scenario(
                     report.repeated.append(f"{marker}: model request {kind} repeated after its checkpoint")
             if tool_done and final_tools[run_id] != tools[run_id]:
                 report.repeated.append(f"{marker}: tool call repeated after its checkpoint")
+    events = stored_events(database_url)
+    for run_id, marker in run_of.items():
+        if events[(run_id, "tool_started")] < 1 or events[(run_id, "tool_finished")] < 1:
+            report.lost_events.append(marker)
     for run_id, marker in run_of.items():
         if final_seen[(marker, 1)] < 1 or final_seen[(marker, 2)] < 1 or final_tools[run_id] < 1:
             report.missing.append(marker)

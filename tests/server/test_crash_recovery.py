@@ -23,6 +23,8 @@ def test_sigkill_three_times_during_200_runs(tmp_path: Path, database_url: str) 
     assert report.restarted_starts == []
     # Every run made each of its two requests and its tool call at least once.
     assert report.missing == []
+    # The events of every completed tool step were stored (in Keel's table) before the step was.
+    assert report.lost_events == []
     # Re-submitting with the same key returns the same run and runs nothing again.
     assert report.replay_same_run and report.replay_new_requests == 0
     # The check above means something only if the kills landed after some checkpoints.

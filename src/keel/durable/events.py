@@ -12,6 +12,12 @@ order. An event raised elsewhere in workflow code is dropped rather than risk a 
 A step re-executed after a crash writes its events again: each tool event carries its
 `call_id`, so a client can ignore a repeat.
 
+Runs accepted since `"events": 3` (keel.durable.event_log.EVENTS_V3) write the events of their
+steps to Keel's `run_events` table instead, in batches, each stored before its step completes;
+only what workflow code writes (`waiting_approval`) still goes to the DBOS stream. Readers number
+the table's events after `running` and the stream's after those (`_read_segment_v3`), so ids and
+resuming are as before.
+
 Status events that the workflow's own status already says are not written (runs submitted with
 `"events": EVENTS_V2` in their request; each stream write is a database transaction): readers
 make the `running` event (id 0 of each stretch) when the workflow has left the queue, and the
@@ -22,7 +28,9 @@ accepted before that change wrote both events and keep their ids (offset k is id
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
@@ -30,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from dbos import DBOS
 from dbos._error import DBOSStreamTimeoutError
 
+from keel.durable.event_log import EVENTS_V3, PAGE
 from keel.runtime.events import (
     BudgetThreshold,
     ModelFallback,
@@ -42,6 +51,7 @@ from keel.runtime.events import (
 from keel.runtime.result import RunResult
 
 if TYPE_CHECKING:
+    from keel.durable.event_log import EventLog
     from keel.durable.service import DurableRuns
 
 log = logging.getLogger("keel.durable")
@@ -51,6 +61,7 @@ KEEPALIVE_S = 15.0
 EVENTS_V2 = 2
 """The request's `events` value for runs whose `running` and final status events readers make."""
 START_POLL_S = 0.1
+EVENT_POLL_S = 0.1
 _TYPES: dict[type[Any], str] = {
     TextDelta: "text",
     ModelRetrying: "model_retrying",
@@ -82,17 +93,28 @@ def event_dict(event: RunEvent) -> dict[str, Any]:
 
 
 class EventSink:
-    """The `on_event` handler of a durable run."""
+    """The `on_event` handler of a durable run. With `log` (runs accepted since EVENTS_V3), the
+    events of its steps go to Keel's `run_events` table instead of the DBOS stream (see
+    `keel.durable.event_log`); `write` (workflow code: `waiting_approval`) still writes the stream."""
 
-    def __init__(self, *, stream: bool) -> None:
+    def __init__(self, *, stream: bool, log: EventLog | None = None) -> None:
         self.stream = stream
+        self.log = log
 
     async def emit(self, event: RunEvent) -> None:
         if DBOS.step_id is None:
             return  # workflow code outside a fixed point: see the module docstring
         if isinstance(event, TextDelta) and not self.stream:
             return
-        await self.write(event_dict(event))
+        if self.log is None:
+            await self.write(event_dict(event))
+            return
+        workflow = DBOS.workflow_id
+        assert workflow is not None
+        if isinstance(event, ToolStarted):  # its step's `tool_finished` waits for it, in order
+            self.log.add(workflow, event_dict(event), soon=True)
+            return
+        await self.log.add(workflow, event_dict(event))
 
     async def write(self, value: dict[str, Any]) -> None:
         try:
@@ -121,7 +143,10 @@ async def read_events(
     while True:
         workflow = run_id if segment == 0 else f"{run_id}.p{segment}"
         status: str | None = None
-        if await _events_version(workflow) == EVENTS_V2:
+        version = await _events_version(workflow)
+        if version == EVENTS_V3:
+            items = _read_segment_v3(service, workflow, segment * SEGMENT, offset)
+        elif version == EVENTS_V2:
             items = _read_segment_v2(workflow, segment * SEGMENT, offset)
         else:
             items = _read_segment(workflow, segment * SEGMENT, offset)
@@ -211,12 +236,56 @@ async def _read_segment_v2(
         yield item
 
 
+async def _read_segment_v3(
+    service: DurableRuns, workflow: str, base: int, offset: int
+) -> AsyncIterator[tuple[int, dict[str, Any]]]:
+    """One stretch of a run whose step events are in `run_events` (EVENTS_V3): `running` (id
+    `base`), then its table events (the k-th is id base + 1 + k) until the workflow has ended (its
+    steps stored their events before they completed), then what its workflow code wrote to the DBOS
+    stream (`waiting_approval`), numbered on; the caller makes the final status event."""
+    if offset == 0:
+        started = False
+        async for ready in _until_started(workflow):
+            if ready is None:
+                break
+            if ready:
+                started = True
+                break
+            yield -1, {}
+        if not started:
+            return
+        yield base, status_event("running")
+        offset = 1
+    skip, read, last_id, ended = offset - 1, 0, None, False
+    quiet = time.monotonic()
+    while True:
+        rows = await service.event_log.page(workflow, after_id=last_id, skip=skip)
+        for _, event in rows:
+            yield base + 1 + skip + read, event
+            read += 1
+        if rows:
+            last_id = rows[-1][0]
+            quiet = time.monotonic()
+            if len(rows) == PAGE:
+                continue
+        if ended:
+            break
+        status = await DBOS.get_workflow_status_async(workflow)
+        if status is None or status.status not in ("ENQUEUED", "DELAYED", "PENDING"):
+            ended = True  # one more read: what its last step stored
+            continue
+        await asyncio.sleep(EVENT_POLL_S)
+        if time.monotonic() - quiet >= KEEPALIVE_S:
+            quiet = time.monotonic()
+            yield -1, {}
+    stored = skip + read if read else await service.event_log.count(workflow)
+    async for item in _read_segment(workflow, base + 1 + stored, max(0, offset - 1 - stored)):
+        yield item
+
+
 async def _until_started(workflow: str) -> AsyncIterator[bool | None]:
     """True once the workflow has left the queue; None if it ended without starting; False now
     and then while it waits (time for a keep-alive)."""
-    import asyncio
-    import time
-
     last = time.monotonic()
     while True:
         status = await DBOS.get_workflow_status_async(workflow)
@@ -233,9 +302,6 @@ async def _until_started(workflow: str) -> AsyncIterator[bool | None]:
 async def _until_resumed(service: DurableRuns, run_id: str, pause: int) -> AsyncIterator[bool | None]:
     """While stop `pause` of the run waits: False now and then (time for a keep-alive); True once
     it went on; None if it never will (cancelled)."""
-    import asyncio
-    import time
-
     last = time.monotonic()
     while True:
         stop = await service.approvals.store.pause_row(run_id, pause)

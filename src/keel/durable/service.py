@@ -35,8 +35,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from keel.config.project import Project
 from keel.durable import engine, sessions
 from keel.durable.callbacks import CallbackDeliverer
+from keel.durable.event_log import EVENTS_V3, EventLog
 from keel.durable.events import EVENTS_V2, EventSink, status_event
 from keel.durable.queues import partition_key, queue_name, queue_settings
+from keel.durable.views import cancelled_result as _cancelled_result
 from keel.durable.workers import WorkerPresence
 from keel.durable.workflows import CALLBACK_QUEUE, NOTIFY_QUEUE, bind, keel_callback, keel_run
 from keel.errors import BadInput, ErrorCategory, UsageError
@@ -168,6 +170,7 @@ class DurableRuns:
         self.callbacks = CallbackDeliverer(self.project, self.database_url, env)
         self.coordination = Coordination(self.database_url)
         self.store = RunStore(self.database_url)  # history reads
+        self.event_log = EventLog(self.database_url)
         self.sessions = sessions.SessionGate(self.coordination)
         self.presence = WorkerPresence(self, self.coordination)
         from keel.durable.approvals import ApprovalDesk
@@ -250,6 +253,7 @@ class DurableRuns:
         await self.notifier.close()
         await self.coordination.close()
         await self.store.close()
+        await self.event_log.close()
         for futures in self._waiters.values():
             for future in futures:
                 future.cancel()
@@ -307,7 +311,7 @@ class DurableRuns:
             "prompt": prompt.as_dict() if prompt is not None else None,
             "principal": sub.principal,
             "roles": list(sub.roles),
-            "events": EVENTS_V2,  # readers make the `running` and final status events
+            "events": EVENTS_V3,  # status events made by readers, step events in `run_events`
             "start": START_V2,  # the start comes from the DBOS deadline: no `keel.run_start` step
         }
         delayed = False
@@ -612,8 +616,11 @@ class DurableRuns:
         if release is not None and self.runner.project_for(release) is None and self.releases is not None:
             await self.releases.ensure(release)  # a run accepted on a release this process has not loaded
         prompt = ResolvedPrompt.from_dict(request["prompt"]) if request.get("prompt") else None
-        sink = EventSink(stream=bool(request.get("stream")))
-        status_events = request.get("events") != EVENTS_V2  # runs accepted before EVENTS_V2
+        events = request.get("events")
+        sink = EventSink(
+            stream=bool(request.get("stream")), log=self.event_log if events == EVENTS_V3 else None
+        )
+        status_events = events not in (EVENTS_V2, EVENTS_V3)  # runs accepted before EVENTS_V2
         if status_events:
             await sink.write(status_event("running"))
         try:
@@ -783,26 +790,6 @@ def _request_of(status: Any) -> dict[str, Any]:
 
 def _iso(epoch_ms: int | None) -> str | None:
     return None if epoch_ms is None else datetime.fromtimestamp(epoch_ms / 1000, UTC).isoformat()
-
-
-def _cancelled_result(run_id: str, request: dict[str, Any]) -> RunResult:
-    now = datetime.now(UTC)
-    return RunResult(
-        run_id=run_id,
-        agent=str(request.get("agent", "")),
-        status=RunStatus.CANCELLED,
-        output=None,
-        error=RunError(ErrorCategory.CANCELLED, "the run was cancelled before it started"),
-        started_at=now,
-        ended_at=now,
-        input=request.get("input"),
-        trigger=str(request.get("trigger", "api")),
-        session_id=request.get("session_id"),
-        user_id=request.get("user_id"),
-        tenant_id=request.get("tenant_id"),
-        tags=tuple(request.get("tags", ())),
-        metadata=dict(request.get("metadata") or {}),
-    )
 
 
 def record_view(record: Any) -> dict[str, Any]:

@@ -16,6 +16,10 @@ or choose the sequence from the run's request so runs already in flight keep the
 5. `keel.session_release` (runs in a session only)
 6. start of the `keel.callback` child workflow (runs with a callback URL only)
 
+Where events go does not change the sequence: a step's events are not operations of the
+workflow (stream writes from a step take no step number; since `"events": 3` they go to Keel's
+`run_events` table instead, see keel.durable.event_log), so runs of either format replay alike.
+
 Runs accepted since `"events": 2` (keel.durable.events.EVENTS_V2) skip 2 and 4: their readers
 make those events from the workflow's status. Runs accepted since `"start": 2`
 (keel.durable.service.START_V2) skip 1: they are queued with a far workflow timeout and read their

@@ -824,3 +824,15 @@ escalations = Table(
     UniqueConstraint("run_id", name="uq_escalations_run_id"),
     Index("ix_escalations_tenant_status", "tenant_id", "status", "created_at"),
 )
+
+# Durable runs' step events (revision 0014), see `keel.durable.event_log`:
+# - `run_events`: one row per event a step of a run's workflow emitted (`workflow_id`: the run, or
+#   its continuation `<run_id>.p<n>`), in the order written; a workflow's events are read by `id`.
+run_events = Table(
+    "run_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    Column("workflow_id", String(ID_LENGTH), nullable=False),
+    Column("event", JsonDocument, nullable=False),
+    Index("ix_run_events_workflow_id_id", "workflow_id", "id"),
+)
