@@ -3,7 +3,8 @@
 The same work as Keel's `weather` agent in bench.servers (one tool, `get_weather`; the fake provider
 answers with a tool call, then with text), with no queue, no persistence and no tracing. The model
 client is built as Keel builds it (`AsyncOpenAI(base_url, max_retries=0)` handed to
-`OpenAIProvider`), so both sides have the same HTTP connection pool to the provider.
+`OpenAIProvider`), so both sides have the same HTTP connection pool to the provider; only its
+connect timeout is longer (see below).
 
     BENCH_FAKE_BASE_URL=http://127.0.0.1:8399/v1 \
         uvicorn bench.bare_server:app --port 8001 --workers 1 --log-level warning --no-access-log
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import os
 
+import httpx
 from fastapi import FastAPI
 from openai import AsyncOpenAI
 from pydantic import BaseModel
@@ -30,7 +32,12 @@ def get_weather(city: str) -> str:
     return f"sunny in {city}, 21 C"
 
 
-client = AsyncOpenAI(base_url=BASE_URL, api_key="x", max_retries=0)
+# OpenAI's default connect timeout (5 s) fails runs when 1,000 of them open their connection to the
+# fake provider at once on a loaded machine (bench.server_inflight); Keel's runs retry such a
+# failure, these have no retry, so they get a longer connect timeout instead.
+client = AsyncOpenAI(
+    base_url=BASE_URL, api_key="x", max_retries=0, timeout=httpx.Timeout(600.0, connect=120.0)
+)
 agent = Agent(
     OpenAIChatModel("bench", provider=OpenAIProvider(openai_client=client)),
     instructions="You answer questions about the weather.",

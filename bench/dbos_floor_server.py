@@ -25,6 +25,7 @@ Every cheapness the foundation allows, and the same DBOS settings Keel uses wher
 
 FLOOR_DATABASE_URL: `sqlite:////abs/path.sqlite` or `postgresql://...` (a database of its own).
 FLOOR_WORKER_CONCURRENCY: the queue's per-process concurrency (default 50).
+FLOOR_COUNT_SQL=1: count the statements DBOS sends (a SQLAlchemy listener), read at `GET /stats`.
 `POST /run {"input": "..."}` -> `{"output": "..."}`; `GET /readyz` -> 200 once DBOS is launched.
 """
 
@@ -42,6 +43,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, cast
 
+import httpx
 from dbos import DBOS, DBOSConfig, SetWorkflowID
 from fastapi import FastAPI
 from openai import AsyncOpenAI
@@ -60,6 +62,7 @@ BASE_URL = os.environ.get("BENCH_FAKE_BASE_URL", "http://127.0.0.1:8399/v1")
 DATABASE_URL = os.environ.get("FLOOR_DATABASE_URL", "sqlite:///floor.dbos.sqlite")
 WORKER_CONCURRENCY = int(os.environ.get("FLOOR_WORKER_CONCURRENCY", "50"))
 POLL_INTERVAL = float(os.environ.get("FLOOR_POLL_INTERVAL", "1.0"))
+COUNT_SQL = os.environ.get("FLOOR_COUNT_SQL") == "1"
 QUEUE = "floor.runs"
 WAIT_S = 300.0
 
@@ -87,7 +90,12 @@ class ToolSteps(AbstractCapability[Any]):
         return await DBOS.run_step_async({"name": f"floor.tool.{tool_def.name}"}, handler, args)
 
 
-client = AsyncOpenAI(base_url=BASE_URL, api_key="x", max_retries=0)
+# OpenAI's default connect timeout (5 s) fails runs when 1,000 of them open their connection to the
+# fake provider at once on a loaded machine (bench.server_inflight); Keel's runs retry such a
+# failure, these have no retry, so they get a longer connect timeout instead.
+client = AsyncOpenAI(
+    base_url=BASE_URL, api_key="x", max_retries=0, timeout=httpx.Timeout(600.0, connect=120.0)
+)
 agent = Agent(
     OpenAIChatModel("bench", provider=OpenAIProvider(openai_client=client)),
     name="floor",
@@ -101,9 +109,13 @@ _waiters: dict[str, asyncio.Future[str]] = {}
 
 @DBOS.workflow(name="floor.run", max_recovery_attempts=50)
 async def floor_run(prompt: str) -> str:
-    result = await agent.run(prompt)
-    output = result.output
-    waiter = _waiters.pop(DBOS.workflow_id or "", None)
+    waiter = _waiters.get(DBOS.workflow_id or "")
+    try:
+        output = (await agent.run(prompt)).output
+    except Exception as exc:  # the request answers 500 now, not after WAIT_S
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(RuntimeError(f"the run failed: {type(exc).__name__}: {exc}"))
+        raise
     if waiter is not None and not waiter.done():
         waiter.set_result(output)
     return output
@@ -198,6 +210,18 @@ def _config() -> DBOSConfig:
 
 
 _ready = False
+_statements = 0
+
+
+def _count_statements() -> None:
+    from dbos._dbos import _get_dbos_instance
+    from sqlalchemy import event
+
+    def count(*_: Any) -> None:
+        global _statements
+        _statements += 1
+
+    event.listen(_get_dbos_instance()._sys_db.engine, "before_cursor_execute", count)
 
 
 @asynccontextmanager
@@ -207,6 +231,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     DBOS(config=_config())
     DBOS.launch()  # inside the running loop: queued workflows run on this loop
     _make_wakeable()
+    if COUNT_SQL:
+        _count_statements()
     await DBOS.register_queue_async(
         QUEUE, worker_concurrency=WORKER_CONCURRENCY, polling_interval_sec=POLL_INTERVAL
     )
@@ -234,6 +260,11 @@ async def readyz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+@app.get("/stats")
+async def stats() -> dict[str, int]:
+    return {"statements": _statements, "threads": threading.active_count()}
+
+
 @app.post("/run")
 async def run(body: RunRequest) -> dict[str, str]:
     run_id = uuid.uuid4().hex
@@ -249,6 +280,7 @@ async def run(body: RunRequest) -> dict[str, str]:
     try:
         output = await asyncio.wait_for(asyncio.shield(waiter), WAIT_S)
     except TimeoutError:  # ended elsewhere (recovered, another process): ask DBOS
-        _waiters.pop(run_id, None)
         output = await handle.get_result()
+    finally:
+        _waiters.pop(run_id, None)
     return {"output": output}
