@@ -29,7 +29,7 @@ from tests.server.harness import CountingScript, write_project
 @pytest.fixture
 async def service(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str
-) -> AsyncIterator[tuple[DurableRuns, CountingScript]]:
+) -> AsyncIterator[tuple[DurableRuns, CountingScript, FakeLLMThread]]:
     script = CountingScript()
     with FakeLLMThread(script) as fake:
         project_dir = write_project(tmp_path / "p", fake.base_url)
@@ -39,7 +39,7 @@ async def service(
         runs = DurableRuns(runner, worker_id="events-test")
         await runs.start()
         try:
-            yield runs, script
+            yield runs, script, fake
         finally:
             await runs.stop()
             await runner.aclose()
@@ -61,9 +61,9 @@ def _kinds(events: list[tuple[int, dict[str, Any]]]) -> list[str]:
 
 
 async def test_tool_events_are_in_keels_table_not_the_dbos_stream(
-    service: tuple[DurableRuns, CountingScript],
+    service: tuple[DurableRuns, CountingScript, FakeLLMThread],
 ) -> None:
-    runs, _ = service
+    runs, _, _ = service
     submitted = await runs.submit(Submission(agent="worker", input="table"))
     view = await asyncio.wait_for(runs.wait(submitted.run_id, 30), timeout=40)
     assert view is not None and view["status"] == "succeeded", view
@@ -82,9 +82,9 @@ async def test_tool_events_are_in_keels_table_not_the_dbos_stream(
 
 
 async def test_a_run_accepted_with_events_2_still_reads_from_its_dbos_stream(
-    service: tuple[DurableRuns, CountingScript],
+    service: tuple[DurableRuns, CountingScript, FakeLLMThread],
 ) -> None:
-    runs, script = service
+    runs, script, _ = service
     first = await runs.submit(Submission(agent="worker", input="template"))
     assert await asyncio.wait_for(runs.wait(first.run_id, 30), timeout=40) is not None
     [status] = await DBOS.list_workflows_async(workflow_ids=[first.run_id], load_input=True)
@@ -108,6 +108,21 @@ async def test_a_run_accepted_with_events_2_still_reads_from_its_dbos_stream(
     handle = await DBOS.fork_workflow_async(old_id, max(s["function_id"] for s in steps) + 1)
     replayed = await asyncio.wait_for(handle.get_result(), timeout=30)
     assert replayed["status"] == "succeeded" and sum(script.snapshot().values()) == requests
+
+
+async def test_readers_that_start_before_the_run_see_its_events_live_with_the_same_ids(
+    service: tuple[DurableRuns, CountingScript, FakeLLMThread],
+) -> None:
+    runs, _, fake = service
+    fake.set_latency(300)  # the run is under way for a while after the readers start
+    submitted = await runs.submit(Submission(agent="worker", input="live"))
+    live = [asyncio.create_task(_events(runs, submitted.run_id, after)) for after in (-1, 0, 1)]
+    view = await asyncio.wait_for(runs.wait(submitted.run_id, 30), timeout=40)
+    assert view is not None and view["status"] == "succeeded", view
+    seen = await asyncio.gather(*live)
+    events = await _events(runs, submitted.run_id)
+    assert _kinds(events) == ["running", "tool_started", "tool_finished", "succeeded"]
+    assert seen == [events, events[1:], events[2:]]
 
 
 async def test_an_event_nobody_waits_for_is_written_with_the_next_or_soon_after(database_url: str) -> None:
