@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import os
 
-import httpx
 from fastapi import FastAPI
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, Timeout
 from pydantic import BaseModel
 from pydantic_ai import Agent
 from pydantic_ai.models.openai import OpenAIChatModel
@@ -35,9 +34,7 @@ def get_weather(city: str) -> str:
 # OpenAI's default connect timeout (5 s) fails runs when 1,000 of them open their connection to the
 # fake provider at once on a loaded machine (bench.server_inflight); Keel's runs retry such a
 # failure, these have no retry, so they get a longer connect timeout instead.
-client = AsyncOpenAI(
-    base_url=BASE_URL, api_key="x", max_retries=0, timeout=httpx.Timeout(600.0, connect=120.0)
-)
+client = AsyncOpenAI(base_url=BASE_URL, api_key="x", max_retries=0, timeout=Timeout(600.0, connect=120.0))
 agent = Agent(
     OpenAIChatModel("bench", provider=OpenAIProvider(openai_client=client)),
     instructions="You answer questions about the weather.",

@@ -43,10 +43,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, cast
 
-import httpx
 from dbos import DBOS, DBOSConfig, SetWorkflowID
 from fastapi import FastAPI
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, Timeout
 from pydantic import BaseModel
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.capabilities import AbstractCapability
@@ -93,9 +92,7 @@ class ToolSteps(AbstractCapability[Any]):
 # OpenAI's default connect timeout (5 s) fails runs when 1,000 of them open their connection to the
 # fake provider at once on a loaded machine (bench.server_inflight); Keel's runs retry such a
 # failure, these have no retry, so they get a longer connect timeout instead.
-client = AsyncOpenAI(
-    base_url=BASE_URL, api_key="x", max_retries=0, timeout=httpx.Timeout(600.0, connect=120.0)
-)
+client = AsyncOpenAI(base_url=BASE_URL, api_key="x", max_retries=0, timeout=Timeout(600.0, connect=120.0))
 agent = Agent(
     OpenAIChatModel("bench", provider=OpenAIProvider(openai_client=client)),
     name="floor",
