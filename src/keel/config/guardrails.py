@@ -44,11 +44,11 @@ def guardrail_issues(
             continue
         at: Loc = (*loc, index)
         kind = item.get("type")
-        if kind == "grounding" and agents is not None:
+        if kind in ("grounding", "injection_judge") and agents is not None:
             judge = item.get("judge")
             if isinstance(judge, str) and judge not in agents:
                 known = ", ".join(sorted(agents)) or "none"
-                message = f"grounding: judge: no agent named {judge!r} in the project (agents: {known})"
+                message = f"{kind}: judge: no agent named {judge!r} in the project (agents: {known})"
                 issues.append(doc.issue((*at, "judge"), message))
         elif kind == "json_schema":
             ref = item.get("schema_file")

@@ -13,12 +13,14 @@
 | `python` | `points` | your function `(check) -> Decision | bool | None` (`module:callable`, sync or async) |
 | `json_schema` | output | `verdict` (block or warn) when the answer is not JSON matching `schema` (inline) or `schema_file` |
 | `grounding` | output | `verdict` (block or warn) when the `judge` agent scores the answer's support by the run's retrieved context below `threshold` |
+| `injection_judge` | input | `verdict` (block or warn) when the `judge` agent scores the input as a prompt-injection attempt at or over `threshold` |
 | `rate_limit` | action | block beyond `calls` calls of `tool` (or of every tool) per `window`, counted `per` tenant, user or run |
 | `spend_cap` | action | block a call of `tool` that would take the sum of `arg` (or `cost` per call) past `per_run` or `per_tenant_day` |
 
 Every guardrail has an optional `name` (default: its type); `points` may narrow where it applies.
-The last four live in `keel.guardrails.answer` and `keel.guardrails.limits`; they need what `Env`
-gives them (the project root, the runner for the judge, the database, the gateway's Redis).
+The last five live in `keel.guardrails.answer`, `keel.guardrails.injection_judge` and
+`keel.guardrails.limits`; they need what `Env` gives them (the project root, the runner for the
+judges, the database, the gateway's Redis).
 """
 
 from __future__ import annotations
@@ -168,6 +170,15 @@ class GroundingSpec(_Spec):
     max_context_chars: Annotated[int, Field(ge=100, le=1_000_000)] = 50_000
 
 
+class InjectionJudgeSpec(_Spec):
+    type: Literal["injection_judge"]
+    judge: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
+    threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
+    verdict: Literal["block", "warn"] = "block"
+    on_error: Literal["block", "allow"] = "block"
+    max_chars: Annotated[int, Field(ge=100, le=1_000_000)] = 50_000
+
+
 class RateLimitSpec(_Spec):
     type: Literal["rate_limit"]
     tool: str | None = None
@@ -213,6 +224,7 @@ GuardrailSpec = Annotated[
     | PythonSpec
     | JsonSchemaSpec
     | GroundingSpec
+    | InjectionJudgeSpec
     | RateLimitSpec
     | SpendCapSpec,
     Field(discriminator="type"),
@@ -230,6 +242,7 @@ TYPES = (
     "python",
     "json_schema",
     "grounding",
+    "injection_judge",
     "rate_limit",
     "spend_cap",
 )
@@ -245,6 +258,7 @@ _DEFAULT_POINTS: dict[str, frozenset[Point]] = {
     "python": frozenset(POINTS),
     "json_schema": frozenset({"output"}),
     "grounding": frozenset({"output"}),
+    "injection_judge": frozenset({"input"}),
     "rate_limit": frozenset({"action"}),
     "spend_cap": frozenset({"action"}),
 }
@@ -260,7 +274,7 @@ class Env:
 
     root: Any = None  # the project folder (schema files, python guardrails)
     scope: str = "agent"
-    runner: Any = None  # keel.runtime.runner.Runner: runs the grounding judge
+    runner: Any = None  # keel.runtime.runner.Runner: runs the judge agents
     database_url: str | None = None  # spend caps per tenant per day (None: counted in this process)
     rate_limits: Any = None  # keel.config.gateway.RateLimitsConfig: its Redis, when it has one
     environ: Mapping[str, str] = field(default_factory=dict)
@@ -605,6 +619,12 @@ def _grounding(spec: Any, name: str, env: Env) -> Checker:
     return grounding_check(spec, name, env)
 
 
+def _injection_judge(spec: Any, name: str, env: Env) -> Checker:
+    from keel.guardrails.injection_judge import injection_judge_check
+
+    return injection_judge_check(spec, name, env)
+
+
 def _rate_limit(spec: Any, name: str, env: Env) -> Checker:
     from keel.guardrails.limits import rate_limit_check
 
@@ -620,6 +640,7 @@ def _spend_cap(spec: Any, name: str, env: Env) -> Checker:
 _needs_env: dict[type, Callable[[Any, str, Env], Checker]] = {
     JsonSchemaSpec: _json_schema,
     GroundingSpec: _grounding,
+    InjectionJudgeSpec: _injection_judge,
     RateLimitSpec: _rate_limit,
     SpendCapSpec: _spend_cap,
 }
