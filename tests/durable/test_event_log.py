@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from dbos import DBOS, SetEnqueueOptions, SetWorkflowID
+from sqlalchemy.exc import OperationalError
 
 from keel.config import load_project
 from keel.durable.event_log import EVENTS_V3, EventLog
@@ -140,3 +141,40 @@ async def test_an_event_nobody_waits_for_is_written_with_the_next_or_soon_after(
         assert await log.count("w1") == 1
     finally:
         await log.close()
+
+
+class _Flaky(EventLog):
+    """Fails its first `failures` inserts the way a locked SQLite database does."""
+
+    def __init__(self, url: str, failures: int) -> None:
+        super().__init__(url)
+        self.failures = failures
+
+    def _insert(self, rows: list[dict[str, Any]]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise OperationalError("INSERT INTO run_events", {}, Exception("database is locked"))
+        super()._insert(rows)
+
+
+async def test_a_batch_that_meets_a_locked_database_is_written_on_a_later_try(database_url: str) -> None:
+    """At 1,000 runs in flight on SQLite, writers meet `database is locked`; the batch's events
+    were dropped (logged) on the first failure."""
+    from keel.store import upgrade
+
+    upgrade(database_url)
+    log = _Flaky(database_url, failures=3)
+    try:
+        await asyncio.wait_for(log.add("w3", {"type": "tool_finished", "n": 1}), timeout=10)
+        assert [e["n"] for _, e in await log.page("w3")] == [1]
+    finally:
+        await log.close()
+    hopeless = _Flaky(database_url, failures=100)
+    try:
+        await asyncio.wait_for(hopeless.add("w4", {"type": "tool_finished", "n": 1}), timeout=10)
+        assert await hopeless.count("w4") == 0  # given up (logged), and the writer goes on
+        hopeless.failures = 0
+        await hopeless.add("w4", {"type": "tool_finished", "n": 2})
+        assert [e["n"] for _, e in await hopeless.page("w4")] == [2]
+    finally:
+        await hopeless.close()

@@ -19,7 +19,8 @@ What stays as it was:
   numbers them after the `running` event and before what the workflow wrote to its DBOS stream
   from workflow code (only `waiting_approval`, after its last step), see
   `keel.durable.events._read_segment_v3`.
-- A write that fails is logged and the event is lost, never the run (as with the DBOS stream).
+- A write that fails with a transient error is retried (WRITE_ATTEMPTS); one that still fails is
+  logged and its events are lost, never the run.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import logging
 from typing import Any
 
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import OperationalError
 
 from keel.store.engine import AsyncDatabase, sync_engine
 from keel.store.tables import run_events
@@ -40,6 +42,11 @@ EVENTS_V3 = 3
 """The request's `events` value for runs whose step events are in `run_events`."""
 PAGE = 500
 LINGER_S = 0.05
+WRITE_ATTEMPTS = 6
+RETRY_S = 0.05
+"""A batch that fails with a transient database error (SQLite's `database is locked` under a
+thousand runs in flight, a Postgres connection lost) is tried again after 0.05, 0.1 ... 0.8 s
+(about 1.5 s in all) before its events are given up (logged); its steps wait for it meanwhile."""
 """How long an event nobody waits for (`tool_started`) may wait for the next one before it is
 written: about as long as text deltas are batched (keel.durable.replay.DELTA_FLUSH_S)."""
 
@@ -81,10 +88,20 @@ class EventLog(AsyncDatabase):
         while self._pending:
             batch, self._pending = self._pending, []
             rows = [{"workflow_id": workflow, "event": event} for workflow, event, _ in batch]
-            try:
-                await loop.run_in_executor(self._writer(), self._insert, rows)
-            except Exception as exc:  # an event lost must not fail the run
-                log.warning("could not store %d run events: %s", len(rows), exc)
+            for attempt in range(WRITE_ATTEMPTS):
+                try:
+                    await loop.run_in_executor(self._writer(), self._insert, rows)
+                    break
+                except OperationalError as exc:  # locked (SQLite), connection lost: transient
+                    if attempt + 1 == WRITE_ATTEMPTS:
+                        log.warning(
+                            "could not store %d run events after %d tries: %s", len(rows), WRITE_ATTEMPTS, exc
+                        )
+                    else:
+                        await asyncio.sleep(RETRY_S * 2**attempt)
+                except Exception as exc:  # an event lost must not fail the run
+                    log.warning("could not store %d run events: %s", len(rows), exc)
+                    break
             for _, _, done in batch:
                 if not done.done():
                     done.set_result(None)
