@@ -101,9 +101,8 @@ def _schema_file(ref: str, root: Any) -> dict[str, Any]:
 
 
 def grounding_check(spec: GroundingSpec, name: str, env: Env) -> Checker:
-    from keel.evals.judge import ask_judge
     from keel.guardrails.builtin import GuardrailConfigError
-    from keel.runtime.recorder import current_recorder
+    from keel.guardrails.judge_step import judge_verdict
 
     runner = env.runner
     if runner is None:
@@ -127,30 +126,7 @@ def grounding_check(spec: GroundingSpec, name: str, env: Env) -> Checker:
             "context": _bounded(items, spec.max_context_chars),
         }
 
-        async def judge() -> dict[str, Any]:
-            try:
-                judgement = await ask_judge(
-                    runner,
-                    spec.judge,
-                    payload,
-                    tenant_id=c.tenant_id,
-                    metadata={"guardrail": name, "judged_run": c.run_id, "judged_agent": c.agent},
-                    tags=("guardrail", "grounding"),
-                )
-                return {"score": judgement.score, "reason": judgement.reason}
-            except Exception as exc:  # a judge that cannot run is a failed judge
-                return {"score": None, "reason": f"the judge could not run: {type(exc).__name__}: {exc}"}
-
-        recorder = current_recorder()
-        if recorder is not None and recorder.durable:
-            # A checkpointed step, like the run's own model requests: a run replayed after a crash
-            # reuses the verdict instead of asking the judge (and paying for it) again.
-            # Nothing is awaited before it: DBOS numbers steps in the order they start.
-            from dbos import DBOS
-
-            verdict = await DBOS.run_step_async({"name": "keel.guardrail.grounding"}, judge)
-        else:
-            verdict = await judge()
+        verdict = await judge_verdict(runner, spec.judge, payload, c, name, "grounding")
         score, reason = verdict["score"], str(verdict["reason"])
         if score is None:
             if spec.on_error == "allow":

@@ -22,7 +22,7 @@ attack padded past what the judge is sent would otherwise go unread) blocks unle
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from keel.guardrails.policy import Check, Decision, allow
 from keel.guardrails.untrusted import mark_untrusted
@@ -45,9 +45,8 @@ INJECTION_RUBRIC = (
 
 
 def injection_judge_check(spec: InjectionJudgeSpec, name: str, env: Env) -> Checker:
-    from keel.evals.judge import ask_judge
     from keel.guardrails.builtin import GuardrailConfigError
-    from keel.runtime.recorder import current_recorder
+    from keel.guardrails.judge_step import judge_verdict
 
     runner = env.runner
     if runner is None:
@@ -74,28 +73,7 @@ def injection_judge_check(spec: InjectionJudgeSpec, name: str, env: Env) -> Chec
             )
         payload = {"rubric": INJECTION_RUBRIC, "text": mark_untrusted(text, "input under review")}
 
-        async def judge() -> dict[str, Any]:
-            try:
-                judgement = await ask_judge(
-                    runner,
-                    spec.judge,
-                    payload,
-                    tenant_id=c.tenant_id,
-                    metadata={"guardrail": name, "judged_run": c.run_id, "judged_agent": c.agent},
-                    tags=("guardrail", "injection_judge"),
-                )
-                return {"score": judgement.score, "reason": judgement.reason}
-            except Exception as exc:  # a judge that cannot run is a failed judge
-                return {"score": None, "reason": f"the judge could not run: {type(exc).__name__}: {exc}"}
-
-        recorder = current_recorder()
-        if recorder is not None and recorder.durable:
-            # Nothing is awaited before it: DBOS numbers steps in the order they start.
-            from dbos import DBOS
-
-            verdict = await DBOS.run_step_async({"name": "keel.guardrail.injection_judge"}, judge)
-        else:
-            verdict = await judge()
+        verdict = await judge_verdict(runner, spec.judge, payload, c, name, "injection_judge")
         score, reason = verdict["score"], str(verdict["reason"])
         if score is None:
             return failed(reason)
