@@ -221,16 +221,11 @@ async def _read_segment_v2(
     until the workflow ends; the caller makes the final status event."""
     if offset == 0:
         started = False
-        async for ready in _until_started(workflow):
-            if ready is None:
-                break
-            if ready:
-                started = True
-                break
-            yield -1, {}
+        async for item in _running(workflow, base):
+            started = item[0] >= 0
+            yield item
         if not started:
             return  # ended (cancelled) before it started: only the final status follows
-        yield base, status_event("running")
         offset = 1
     async for item in _read_segment(workflow, base + 1, offset - 1):
         yield item
@@ -245,16 +240,11 @@ async def _read_segment_v3(
     stream (`waiting_approval`), numbered on; the caller makes the final status event."""
     if offset == 0:
         started = False
-        async for ready in _until_started(workflow):
-            if ready is None:
-                break
-            if ready:
-                started = True
-                break
-            yield -1, {}
+        async for item in _running(workflow, base):
+            started = item[0] >= 0
+            yield item
         if not started:
-            return
-        yield base, status_event("running")
+            return  # ended (cancelled) before it started: only the final status follows
         offset = 1
     skip, read, last_id, ended = offset - 1, 0, None, False
     quiet = time.monotonic()
@@ -281,6 +271,18 @@ async def _read_segment_v3(
     stored = skip + read if read else await service.event_log.count(workflow)
     async for item in _read_segment(workflow, base + 1 + stored, max(0, offset - 1 - stored)):
         yield item
+
+
+async def _running(workflow: str, base: int) -> AsyncIterator[tuple[int, dict[str, Any]]]:
+    """Keep-alives (id -1) while the workflow waits in its queue, then `running` (id `base`) once
+    it has left it; nothing more if it ended without starting."""
+    async for ready in _until_started(workflow):
+        if ready is None:
+            return
+        if ready:
+            yield base, status_event("running")
+            return
+        yield -1, {}
 
 
 async def _until_started(workflow: str) -> AsyncIterator[bool | None]:
