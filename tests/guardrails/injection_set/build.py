@@ -314,18 +314,12 @@ def build() -> list[dict[str, Any]]:
         add(text, "injection", kind, lang, "holdout4", f"h4-attack-{i:03d}", "holdout4")
     for i, (kind, lang, text) in enumerate(BENIGN_4):
         add(text, "benign", kind, lang, "holdout4", f"h4-benign-{i:03d}", "holdout4")
-    for i, (kind, lang, how, text) in enumerate(INJECTIONS_5):
-        source = "holdout5" if how == "none" else f"holdout5+{how}"
-        add(text, "injection", kind, lang, source, f"h5-attack-{i:03d}", "holdout5", obfuscation=how)
-    for i, (kind, lang, how, text) in enumerate(BENIGN_5):
-        source = "holdout5" if how == "none" else f"holdout5+{how}"
-        add(text, "benign", kind, lang, source, f"h5-benign-{i:03d}", "holdout5", obfuscation=how)
-    for i, (kind, lang, how, text) in enumerate(INJECTIONS_6):
-        source = "holdout6" if how == "none" else f"holdout6+{how}"
-        add(text, "injection", kind, lang, source, f"h6-attack-{i:03d}", "holdout6", obfuscation=how)
-    for i, (kind, lang, how, text) in enumerate(BENIGN_6):
-        source = "holdout6" if how == "none" else f"holdout6+{how}"
-        add(text, "benign", kind, lang, source, f"h6-benign-{i:03d}", "holdout6", obfuscation=how)
+    for n, attacks, benign in ((5, INJECTIONS_5, BENIGN_5), (6, INJECTIONS_6, BENIGN_6)):
+        split = f"holdout{n}"
+        for label, prefix, entries in (("injection", "attack", attacks), ("benign", "benign", benign)):
+            for i, (kind, lang, how, text) in enumerate(entries):
+                source = split if how == "none" else f"{split}+{how}"
+                add(text, label, kind, lang, source, f"h{n}-{prefix}-{i:03d}", split, obfuscation=how)
     return items
 
 
